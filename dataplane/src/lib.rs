@@ -1,1 +1,6 @@
-//! placeholder: being built.
+//! PIAS packet logic, independent of DPDK: header views and rewrites, the
+//! IAP/RAP/JAP stages, the NAT table and the JAP cache. It works on byte
+//! buffers, so it is unit-tested, fuzzed and benchmarked without EAL; only
+//! `piasd`'s port/runtime layer touches the DPDK bindings.
+
+pub mod types;
