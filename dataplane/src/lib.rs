@@ -3,4 +3,9 @@
 //! buffers, so it is unit-tested, fuzzed and benchmarked without EAL; only
 //! `piasd`'s port/runtime layer touches the DPDK bindings.
 
+pub mod iface;
+pub mod local;
+pub mod neighbour;
+pub mod reason;
 pub mod types;
+pub mod wire;

@@ -161,3 +161,99 @@ pub struct JapLoad {
     /// Operator weight (criterion `Weighted`), 0 = not set.
     pub weight: u16,
 }
+
+/// An IPv4 prefix such as the anycast block `198.51.100.0/24` or a port's
+/// `192.0.2.10/24` (address plus on-link prefix length).
+///
+/// `addr` keeps the host bits as written (a port address is a host inside
+/// its subnet); [`Ipv4Prefix::contains`] compares only the network bits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Ipv4Prefix {
+    /// The address as written.
+    pub addr: Ipv4Addr,
+    /// Prefix length, 0..=32.
+    pub len: u8,
+}
+
+impl Ipv4Prefix {
+    /// A prefix; `None` when `len > 32`.
+    pub const fn new(addr: Ipv4Addr, len: u8) -> Option<Self> {
+        if len > 32 {
+            None
+        } else {
+            Some(Ipv4Prefix { addr, len })
+        }
+    }
+
+    /// The network mask as a host-order integer.
+    #[inline]
+    pub const fn mask(&self) -> u32 {
+        if self.len == 0 {
+            0
+        } else {
+            u32::MAX << (32 - self.len as u32)
+        }
+    }
+
+    /// The network address (host bits cleared).
+    pub const fn network(&self) -> Ipv4Addr {
+        Ipv4Addr::from_bits(self.addr.to_bits() & self.mask())
+    }
+
+    /// True when `ip` is inside the prefix.
+    #[inline]
+    pub const fn contains(&self, ip: Ipv4Addr) -> bool {
+        (ip.to_bits() ^ self.addr.to_bits()) & self.mask() == 0
+    }
+
+    /// The subnet's broadcast address.
+    pub const fn broadcast(&self) -> Ipv4Addr {
+        Ipv4Addr::from_bits(self.addr.to_bits() | !self.mask())
+    }
+}
+
+impl fmt::Display for Ipv4Prefix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.len)
+    }
+}
+
+impl core::str::FromStr for Ipv4Prefix {
+    type Err = &'static str;
+
+    /// Parses `a.b.c.d/len`; a bare address is a /32.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (a, l) = match s.split_once('/') {
+            Some((a, l)) => (a, Some(l)),
+            None => (s, None),
+        };
+        let addr: Ipv4Addr = a.parse().map_err(|_| "an IPv4 address like 192.0.2.10/24")?;
+        let len = match l {
+            None => 32,
+            Some(l) => l.parse::<u8>().map_err(|_| "a prefix length 0..=32 after '/'")?,
+        };
+        Ipv4Prefix::new(addr, len).ok_or("a prefix length 0..=32 after '/'")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_contains_and_parse() {
+        let p: Ipv4Prefix = "198.51.100.0/24".parse().unwrap();
+        assert!(p.contains(Ipv4Addr::new(198, 51, 100, 77)));
+        assert!(!p.contains(Ipv4Addr::new(198, 51, 101, 1)));
+        assert_eq!(p.broadcast(), Ipv4Addr::new(198, 51, 100, 255));
+        let all: Ipv4Prefix = "0.0.0.0/0".parse().unwrap();
+        assert!(all.contains(Ipv4Addr::new(203, 0, 113, 9)));
+        let host: Ipv4Prefix = "192.0.2.10".parse().unwrap();
+        assert_eq!(host.len, 32);
+        assert!(host.contains(Ipv4Addr::new(192, 0, 2, 10)));
+        assert!(!host.contains(Ipv4Addr::new(192, 0, 2, 11)));
+        assert!("192.0.2.1/33".parse::<Ipv4Prefix>().is_err());
+        assert!("192.0.2/24".parse::<Ipv4Prefix>().is_err());
+        assert!("192.0.2.1/x".parse::<Ipv4Prefix>().is_err());
+    }
+}

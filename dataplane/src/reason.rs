@@ -1,0 +1,132 @@
+//! Why a packet was dropped: one named reason per check, so every bad packet
+//! is counted where an operator can see it (DESIGN.md §4; Katran keeps a
+//! counter per reason for the same purpose).
+//!
+//! Reasons are a small `Copy` enum indexing a fixed array of counters: the
+//! fast path never allocates or formats to count a drop.
+
+macro_rules! reasons {
+    ($( $(#[$doc:meta])* $name:ident => $label:literal, )*) => {
+        /// A drop reason. `as usize` indexes [`DropCounts`].
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        #[repr(u8)]
+        pub enum DropReason {
+            $( $(#[$doc])* $name, )*
+        }
+
+        impl DropReason {
+            /// Every reason, in index order.
+            pub const ALL: &'static [DropReason] = &[$(DropReason::$name,)*];
+
+            /// The metric label (`snake_case`, stable: dashboards use it).
+            pub const fn label(self) -> &'static str {
+                match self {
+                    $(DropReason::$name => $label,)*
+                }
+            }
+        }
+    };
+}
+
+reasons! {
+    /// Shorter than an Ethernet header (or its VLAN tag).
+    EthTruncated => "eth_truncated",
+    /// Unicast frame for another MAC (the port is promiscuous or shared).
+    EthNotOurMac => "eth_not_our_mac",
+    /// Source MAC is multicast or broadcast (RFC 1812 §5.3.7 spirit).
+    EthBadSource => "eth_bad_source",
+    /// An EtherType piasd does not serve (IPv6 until it is supported, LLDP…).
+    EthUnsupportedType => "eth_unsupported_type",
+    /// An 802.1Q tag on a port with no VLAN configured, or a second tag.
+    EthVlan => "eth_vlan",
+    /// ARP shorter than its header or not Ethernet/IPv4.
+    ArpMalformed => "arp_malformed",
+    /// ARP whose target address is not one of ours (not answered).
+    ArpNotForUs => "arp_not_for_us",
+    /// ARP with a sender address that cannot be a neighbour.
+    ArpBadSender => "arp_bad_sender",
+    /// IPv4 header truncated.
+    Ipv4Truncated => "ipv4_truncated",
+    /// IP version is not 4.
+    Ipv4BadVersion => "ipv4_bad_version",
+    /// IHL below 5 or beyond the packet.
+    Ipv4BadIhl => "ipv4_bad_ihl",
+    /// Total length below the header or beyond the frame.
+    Ipv4BadLength => "ipv4_bad_length",
+    /// IPv4 header checksum does not verify.
+    Ipv4BadChecksum => "ipv4_bad_checksum",
+    /// Source is multicast, broadcast, loopback, unspecified or our own.
+    Ipv4BadSource => "ipv4_bad_source",
+    /// A fragment addressed to the proxy itself (not reassembled here).
+    Ipv4Fragment => "ipv4_fragment",
+    /// Not for one of our addresses and not to be forwarded.
+    Ipv4NotForUs => "ipv4_not_for_us",
+    /// ICMP shorter than its header.
+    IcmpTruncated => "icmp_truncated",
+    /// ICMP checksum does not verify.
+    IcmpBadChecksum => "icmp_bad_checksum",
+    /// ICMP to an anycast address that is not an echo request.
+    IcmpUnhandled => "icmp_unhandled",
+    /// Traffic to an anycast address that no served group matches.
+    AnycastNoGroup => "anycast_no_group",
+    /// To our unicast address but the port has no exception path.
+    NoExceptionPath => "no_exception_path",
+    /// The ring to the control core was full.
+    PuntRingFull => "punt_ring_full",
+    /// The TX queue did not take the packet.
+    TxFull => "tx_full",
+    /// The control core's ring to a worker's TX was full.
+    XmitRingFull => "xmit_ring_full",
+    /// Multi-segment mbuf (piasd uses single-segment buffers).
+    MultiSegment => "multi_segment",
+    /// The control core could not use a punted packet.
+    ControlRejected => "control_rejected",
+}
+
+/// Number of reasons.
+pub const DROP_REASONS: usize = DropReason::ALL.len();
+
+/// A plain per-core array of drop counters, indexed by reason.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DropCounts(pub [u64; DROP_REASONS]);
+
+impl Default for DropCounts {
+    fn default() -> Self {
+        DropCounts([0; DROP_REASONS])
+    }
+}
+
+impl DropCounts {
+    /// Counts one drop.
+    #[inline]
+    pub fn bump(&mut self, r: DropReason) {
+        self.0[r as usize] += 1;
+    }
+
+    /// The count for `r`.
+    pub fn get(&self, r: DropReason) -> u64 {
+        self.0[r as usize]
+    }
+
+    /// Sum over all reasons.
+    pub fn total(&self) -> u64 {
+        self.0.iter().sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_unique_and_indices_dense() {
+        for (i, r) in DropReason::ALL.iter().enumerate() {
+            assert_eq!(*r as usize, i);
+            assert!(r.label().chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'));
+        }
+        let mut labels: Vec<_> = DropReason::ALL.iter().map(|r| r.label()).collect();
+        labels.sort_unstable();
+        labels.dedup();
+        assert_eq!(labels.len(), DROP_REASONS);
+    }
+}

@@ -1,0 +1,230 @@
+//! The internet checksum (RFC 1071) and its incremental update (RFC 1624).
+//!
+//! Sums here are *one's complement sums folded to 16 bits*, not yet
+//! complemented: [`data`] and [`pseudo_header_v4`] return sums, and
+//! [`combine`] adds them; a header's checksum field holds `!sum`. A buffer
+//! that includes a correct checksum field sums to `0xFFFF`.
+//!
+//! # Incremental update
+//!
+//! When a 16-bit field changes from `m` to `m'`, the new checksum is
+//! RFC 1624 eqn. 3: `HC' = ~(~HC + ~m + m')` ([`update16`]); a 32-bit field
+//! (an IPv4 address, a TCP sequence number) is two such words
+//! ([`update32`]). RFC 1141's older form `HC' = HC + m + ~m'` is *not* used:
+//! it can produce `0x0000` where a full recompute gives `0xFFFF` (RFC 1624
+//! §3). With eqn. 3, for any header whose bytes are not all zero (every IPv4
+//! header, every pseudo-header), the incremental result equals a full
+//! recompute exactly.
+//!
+//! # UDP's zero
+//!
+//! In UDP over IPv4 a checksum field of 0 means "no checksum" (RFC 768): an
+//! update must leave it 0, and a computed checksum of 0 is sent as `0xFFFF`
+//! (its other one's complement representation). [`crate::wire::udp`] does
+//! both; TCP and ICMP have no such rule and keep a computed 0.
+
+use core::net::Ipv4Addr;
+
+use super::ip::IpProtocol;
+
+/// Folds a 64-bit accumulator of 16-bit words to a 16-bit one's
+/// complement sum (end-around carry).
+#[inline]
+fn fold(mut sum: u64) -> u16 {
+    while sum > 0xFFFF {
+        sum = (sum & 0xFFFF) + (sum >> 16);
+    }
+    // The loop leaves a value that fits.
+    sum as u16
+}
+
+/// One's complement sum of `bytes` as big-endian 16-bit words (an odd last
+/// byte is padded with a zero byte), folded to 16 bits.
+///
+/// Reads 32-bit words into a 64-bit accumulator: 2¹⁶ ≡ 1 (mod 2¹⁶ − 1), so
+/// summing 32-bit words and folding equals summing 16-bit words.
+#[inline]
+pub fn data(bytes: &[u8]) -> u16 {
+    let mut acc: u64 = 0;
+    let mut words = bytes.chunks_exact(4);
+    for w in &mut words {
+        acc += u64::from(u32::from_be_bytes([w[0], w[1], w[2], w[3]]));
+    }
+    let rest = words.remainder();
+    let mut tail = [0u8; 4];
+    tail[..rest.len()].copy_from_slice(rest);
+    acc += u64::from(u32::from_be_bytes(tail));
+    fold(acc)
+}
+
+/// One's complement sum of several sums.
+#[inline]
+pub fn combine(sums: &[u16]) -> u16 {
+    fold(sums.iter().map(|&s| u64::from(s)).sum())
+}
+
+/// Sum of the IPv4 pseudo-header (RFC 768, RFC 793 §3.1): source,
+/// destination, zero, protocol, and the transport length.
+#[inline]
+pub fn pseudo_header_v4(src: Ipv4Addr, dst: Ipv4Addr, proto: IpProtocol, len: u16) -> u16 {
+    let acc = u64::from(u32::from(src))
+        + u64::from(u32::from(dst))
+        + u64::from(proto.number())
+        + u64::from(len);
+    fold(acc)
+}
+
+/// The checksum field value for a buffer whose sum is `sum`.
+#[inline]
+pub const fn finish(sum: u16) -> u16 {
+    !sum
+}
+
+/// RFC 1624 eqn. 3: the checksum after a 16-bit word of the covered data
+/// changes from `old` to `new`: `HC' = ~(~HC + ~m + m')`.
+#[inline]
+pub fn update16(checksum: u16, old: u16, new: u16) -> u16 {
+    !fold(u64::from(!checksum) + u64::from(!old) + u64::from(new))
+}
+
+/// RFC 1624 eqn. 3 for a 32-bit field (two adjacent 16-bit words, at an even
+/// offset of the covered data), e.g. an IPv4 address.
+#[inline]
+pub fn update32(checksum: u16, old: u32, new: u32) -> u16 {
+    let acc = u64::from(!checksum)
+        + u64::from(!(old >> 16) as u16)
+        + u64::from(!(old as u16))
+        + u64::from((new >> 16) as u16)
+        + u64::from(new as u16);
+    !fold(acc)
+}
+
+/// [`update16`] for a 16-bit field that starts at `offset` in the covered
+/// data. At an odd offset the field straddles two words and contributes its
+/// bytes swapped (RFC 1071 §2(B): the sum is byte-order independent), so the
+/// update uses the swapped values.
+#[inline]
+pub fn update16_at(checksum: u16, offset: usize, old: u16, new: u16) -> u16 {
+    if offset % 2 == 0 {
+        update16(checksum, old, new)
+    } else {
+        update16(checksum, old.swap_bytes(), new.swap_bytes())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Reference: RFC 1071 written the obvious way, 16 bits at a time.
+    fn reference(bytes: &[u8]) -> u16 {
+        let mut sum: u32 = 0;
+        for pair in bytes.chunks(2) {
+            let w = u16::from_be_bytes([pair[0], *pair.get(1).unwrap_or(&0)]);
+            sum += u32::from(w);
+            sum = (sum & 0xFFFF) + (sum >> 16);
+        }
+        sum as u16
+    }
+
+    #[test]
+    fn rfc1071_example() {
+        // RFC 1071 §3: the words 0001 f203 f4f5 f6f7 sum to ddf2.
+        let bytes = [0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7];
+        assert_eq!(data(&bytes), 0xddf2);
+        assert_eq!(finish(data(&bytes)), 0x220d);
+    }
+
+    #[test]
+    fn odd_lengths() {
+        assert_eq!(data(&[]), 0);
+        assert_eq!(data(&[0xab]), 0xab00);
+        assert_eq!(data(&[0x12, 0x34, 0x56]), 0x1234 + 0x5600);
+    }
+
+    #[test]
+    fn rfc1624_example() {
+        // RFC 1624 §4: a header sums to 0xCD7A (checksum 0x3285); a word
+        // changes from 0x5555 to 0x3285. Eqn. 3 gives 0x0000, where
+        // RFC 1141 gives the wrong 0xFFFF.
+        assert_eq!(update16(0xDD2F, 0x5555, 0x3285), 0x0000);
+    }
+
+    #[test]
+    fn pseudo_header_sum() {
+        let s = pseudo_header_v4(
+            Ipv4Addr::new(192, 0, 2, 1),
+            Ipv4Addr::new(198, 51, 100, 7),
+            IpProtocol::Udp,
+            8,
+        );
+        let mut bytes = [0u8; 12];
+        bytes[0..4].copy_from_slice(&[192, 0, 2, 1]);
+        bytes[4..8].copy_from_slice(&[198, 51, 100, 7]);
+        bytes[9] = 17;
+        bytes[10..12].copy_from_slice(&8u16.to_be_bytes());
+        assert_eq!(s, data(&bytes));
+    }
+
+    fn full(buf: &[u8], field: usize) -> u16 {
+        let mut b = buf.to_vec();
+        b[field] = 0;
+        b[field + 1] = 0;
+        finish(data(&b))
+    }
+
+    proptest! {
+        #[test]
+        fn data_matches_reference(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            prop_assert_eq!(data(&bytes), reference(&bytes));
+        }
+
+        /// A buffer with its checksum written in sums to 0xFFFF.
+        #[test]
+        fn verify_after_fill(mut bytes in proptest::collection::vec(any::<u8>(), 4..100)) {
+            bytes[0] |= 0x40; // never all zero
+            bytes[2] = 0;
+            bytes[3] = 0;
+            let c = finish(data(&bytes));
+            bytes[2..4].copy_from_slice(&c.to_be_bytes());
+            prop_assert_eq!(data(&bytes), 0xFFFF);
+        }
+
+        /// RFC 1624 eqn. 3 equals a full recompute, for a 16-bit word at any
+        /// offset (even or odd) and any values, including 0x0000 and 0xFFFF.
+        #[test]
+        fn update16_equals_recompute(
+            mut bytes in proptest::collection::vec(any::<u8>(), 8..64),
+            at in 4usize..64,
+            new in prop_oneof![Just(0u16), Just(0xFFFF), any::<u16>()],
+        ) {
+            bytes[0] |= 0x40;
+            let at = 4 + (at - 4) % (bytes.len() - 5);
+            bytes[2] = 0;
+            bytes[3] = 0;
+            let c = finish(data(&bytes));
+            bytes[2..4].copy_from_slice(&c.to_be_bytes());
+            let old = u16::from_be_bytes([bytes[at], bytes[at + 1]]);
+            bytes[at..at + 2].copy_from_slice(&new.to_be_bytes());
+            prop_assert_eq!(update16_at(c, at, old, new), full(&bytes, 2));
+        }
+
+        #[test]
+        fn update32_equals_recompute(
+            mut bytes in proptest::collection::vec(any::<u8>(), 12..64),
+            word in 1usize..16,
+            new in prop_oneof![Just(0u32), Just(u32::MAX), Just(0xFFFF_0000), any::<u32>()],
+        ) {
+            bytes[0] |= 0x40;
+            let at = 4 * (1 + word % (bytes.len() / 4 - 1));
+            bytes[2] = 0;
+            bytes[3] = 0;
+            let c = finish(data(&bytes));
+            bytes[2..4].copy_from_slice(&c.to_be_bytes());
+            let old = u32::from_be_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
+            bytes[at..at + 4].copy_from_slice(&new.to_be_bytes());
+            prop_assert_eq!(update32(c, old, new), full(&bytes, 2));
+        }
+    }
+}
