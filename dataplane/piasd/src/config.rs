@@ -1,0 +1,622 @@
+//! piasd's YAML configuration: what is read, how it is checked, and the
+//! errors an operator sees.
+//!
+//! Reading is two steps. Serde turns the YAML into [`raw`] structs of plain
+//! values (unknown keys are refused, so a typo never silently disables a
+//! setting); [`Config::from_raw`] then checks meaning (addresses, ranges,
+//! cross-references) and builds the typed [`Config`]. Every error names the
+//! file, the key path (`ports[0].address`) and what was expected, so an
+//! operator can fix the file without reading our code (DESIGN.md §4).
+
+use std::fmt;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use pias_dataplane::types::Ipv4Prefix;
+
+/// A configuration that cannot be used, with where and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigError {
+    /// The file could not be read.
+    Io {
+        /// The config file.
+        file: PathBuf,
+        /// The OS error.
+        reason: String,
+    },
+    /// The YAML is not well-formed, or a value has the wrong type/shape.
+    Syntax {
+        /// The config file.
+        file: PathBuf,
+        /// Key path where parsing stopped (`.` for the document root).
+        key: String,
+        /// The parser's description, with line and column where known.
+        reason: String,
+    },
+    /// A well-formed value that does not make sense.
+    Invalid {
+        /// The config file.
+        file: PathBuf,
+        /// Key path of the offending value.
+        key: String,
+        /// What was expected there.
+        expected: String,
+        /// What was found.
+        found: String,
+    },
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::Io { file, reason } => {
+                write!(f, "{}: cannot read: {reason}", file.display())
+            }
+            ConfigError::Syntax { file, key, reason } => {
+                write!(f, "{}: key `{key}`: {reason}", file.display())
+            }
+            ConfigError::Invalid { file, key, expected, found } => write!(
+                f,
+                "{}: key `{key}`: expected {expected}, found {found}",
+                file.display()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// The serde layer: plain values as written in the file.
+pub mod raw {
+    use serde::Deserialize;
+
+    /// The whole file.
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Config {
+        /// DPDK EAL settings.
+        pub eal: Eal,
+        /// Number of worker (poll-mode) lcores.
+        pub workers: u16,
+        /// The lcore of the control core (default: EAL's main lcore).
+        #[serde(default)]
+        pub control_lcore: Option<u32>,
+        /// The proxy's ports.
+        pub ports: Vec<Port>,
+        /// Anycast service settings.
+        pub anycast: Anycast,
+        /// Packet buffer pool.
+        #[serde(default)]
+        pub mempool: Mempool,
+        /// Prometheus exporter.
+        #[serde(default)]
+        pub metrics: Option<Metrics>,
+        /// The operator control socket (piasctl).
+        pub control_socket: String,
+        /// Seconds between ARP refreshes of the gateway and neighbours.
+        #[serde(default)]
+        pub arp_refresh_s: Option<u32>,
+        /// Microseconds a worker sleeps after a poll that found nothing
+        /// (0: never; dedicated cores). For shared cores: labs, CI, VMs.
+        #[serde(default)]
+        pub idle_sleep_us: Option<u32>,
+    }
+
+    /// EAL arguments, spelled out so they can be checked.
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Eal {
+        /// `--lcores` mapping, e.g. `"0-2"` or `"0@0,1@1"`.
+        pub lcores: String,
+        /// Memory in MiB (`-m`).
+        #[serde(default)]
+        pub memory_mb: Option<u32>,
+        /// Run without hugepages (`--no-huge`).
+        #[serde(default)]
+        pub no_huge: bool,
+        /// `--file-prefix`, so several instances can share a host.
+        #[serde(default)]
+        pub file_prefix: Option<String>,
+        /// Virtual devices (`--vdev`).
+        #[serde(default)]
+        pub vdevs: Vec<String>,
+        /// PCI allow-list (`-a`); when empty and `vdevs` is set, `--no-pci`.
+        #[serde(default)]
+        pub allow: Vec<String>,
+        /// Extra EAL arguments passed verbatim.
+        #[serde(default)]
+        pub extra: Vec<String>,
+    }
+
+    /// One port.
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Port {
+        /// The DPDK device name (`net_af_packet0`, `0000:03:00.0`).
+        pub device: String,
+        /// The proxy's unicast address with on-link prefix, `192.0.2.10/24`.
+        pub address: String,
+        /// Next-hop gateway for everything not on-link.
+        pub gateway: String,
+        /// Other neighbours to resolve at start (proxies on-link).
+        #[serde(default)]
+        pub neighbours: Vec<String>,
+        /// MTU (default 1500).
+        #[serde(default)]
+        pub mtu: Option<u16>,
+        /// RX descriptors per queue.
+        #[serde(default)]
+        pub rx_desc: Option<u16>,
+        /// TX descriptors per queue.
+        #[serde(default)]
+        pub tx_desc: Option<u16>,
+        /// Kernel exception path.
+        #[serde(default)]
+        pub exception: Option<Exception>,
+    }
+
+    /// A kernel tap that mirrors the port (same MAC and address).
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Exception {
+        /// The tap interface name.
+        pub tap: String,
+    }
+
+    /// Anycast service settings.
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Anycast {
+        /// The anycast prefixes this proxy serves.
+        pub prefixes: Vec<String>,
+    }
+
+    /// The mbuf pool.
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Mempool {
+        /// Number of mbufs.
+        #[serde(default)]
+        pub mbufs: Option<u32>,
+        /// Per-lcore cache.
+        #[serde(default)]
+        pub cache: Option<u32>,
+    }
+
+    /// The Prometheus exporter.
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Metrics {
+        /// `ip:port` to listen on.
+        pub listen: String,
+    }
+}
+
+/// EAL settings after checking.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EalConfig {
+    /// `--lcores` string.
+    pub lcores: String,
+    /// `-m` in MiB.
+    pub memory_mb: Option<u32>,
+    /// `--no-huge`.
+    pub no_huge: bool,
+    /// `--file-prefix`.
+    pub file_prefix: Option<String>,
+    /// `--vdev`s.
+    pub vdevs: Vec<String>,
+    /// `-a` PCI allow-list.
+    pub allow: Vec<String>,
+    /// Verbatim extras.
+    pub extra: Vec<String>,
+}
+
+/// One port after checking.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortConfig {
+    /// DPDK device name.
+    pub device: String,
+    /// The proxy's unicast address and subnet.
+    pub address: Ipv4Prefix,
+    /// Next hop for everything off-link.
+    pub gateway: Ipv4Addr,
+    /// On-link neighbours resolved at start.
+    pub neighbours: Vec<Ipv4Addr>,
+    /// MTU.
+    pub mtu: u16,
+    /// RX descriptors per queue.
+    pub rx_desc: u16,
+    /// TX descriptors per queue.
+    pub tx_desc: u16,
+    /// Kernel tap name for the exception path, if any.
+    pub exception_tap: Option<String>,
+}
+
+/// The whole configuration after checking.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Where it was read from (for messages).
+    pub file: PathBuf,
+    /// EAL settings.
+    pub eal: EalConfig,
+    /// Worker lcores.
+    pub workers: u16,
+    /// Control lcore, if pinned.
+    pub control_lcore: Option<u32>,
+    /// Ports, in DPDK port order of the config.
+    pub ports: Vec<PortConfig>,
+    /// Anycast prefixes served.
+    pub anycast: Vec<Ipv4Prefix>,
+    /// Mbufs in the pool.
+    pub mbufs: u32,
+    /// Per-lcore mempool cache.
+    pub mempool_cache: u32,
+    /// Prometheus listen address.
+    pub metrics_listen: Option<SocketAddr>,
+    /// piasctl's unix socket.
+    pub control_socket: PathBuf,
+    /// Seconds between ARP refreshes.
+    pub arp_refresh_s: u32,
+    /// Worker sleep after an empty poll, microseconds (0 = pure polling).
+    pub idle_sleep_us: u32,
+}
+
+/// Most ports one proxy drives (each worker owns a queue on every port).
+pub const MAX_PORTS: usize = 8;
+/// Most worker lcores.
+pub const MAX_WORKERS: u16 = 64;
+/// Linux interface names are at most 15 bytes.
+const IFNAMSIZ_MAX: usize = 15;
+
+impl Config {
+    /// Reads and checks `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Io {
+            file: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        Config::parse(path, &text)
+    }
+
+    /// Checks `text` as if read from `file`.
+    pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
+        let de = serde_yaml_ng::Deserializer::from_str(text);
+        let raw: raw::Config = serde_path_to_error::deserialize(de).map_err(|e| {
+            let key = e.path().to_string();
+            ConfigError::Syntax {
+                file: file.to_path_buf(),
+                key,
+                reason: e.into_inner().to_string(),
+            }
+        })?;
+        Config::from_raw(file, raw)
+    }
+
+    /// Checks meaning and builds the typed config.
+    pub fn from_raw(file: &Path, raw: raw::Config) -> Result<Config, ConfigError> {
+        let bad = |key: &str, expected: &str, found: &dyn fmt::Display| ConfigError::Invalid {
+            file: file.to_path_buf(),
+            key: key.to_string(),
+            expected: expected.to_string(),
+            found: format!("`{found}`"),
+        };
+
+        if raw.eal.lcores.trim().is_empty() {
+            return Err(bad("eal.lcores", "an lcore list such as \"0-2\" or \"0@0,1@1\"", &""));
+        }
+        if let Some(m) = raw.eal.memory_mb {
+            if !(64..=1 << 20).contains(&m) {
+                return Err(bad("eal.memory_mb", "MiB between 64 and 1048576", &m));
+            }
+        }
+        if let Some(p) = &raw.eal.file_prefix {
+            if p.is_empty() || p.contains('/') || p.contains(char::is_whitespace) {
+                return Err(bad("eal.file_prefix", "a non-empty name without '/' or spaces", p));
+            }
+        }
+        for (i, v) in raw.eal.vdevs.iter().enumerate() {
+            if v.is_empty() || v.starts_with('-') {
+                return Err(bad(&format!("eal.vdevs[{i}]"), "a device spec like net_af_packet0,iface=veth0", v));
+            }
+        }
+        if raw.workers == 0 || raw.workers > MAX_WORKERS {
+            return Err(bad("workers", &format!("a worker count 1..={MAX_WORKERS}"), &raw.workers));
+        }
+        if raw.ports.is_empty() || raw.ports.len() > MAX_PORTS {
+            return Err(bad("ports", &format!("1..={MAX_PORTS} ports"), &format!("{} ports", raw.ports.len())));
+        }
+
+        let mut ports = Vec::with_capacity(raw.ports.len());
+        for (i, p) in raw.ports.iter().enumerate() {
+            let key = |k: &str| format!("ports[{i}].{k}");
+            if p.device.is_empty() {
+                return Err(bad(&key("device"), "a DPDK device name such as net_af_packet0", &p.device));
+            }
+            if ports.iter().any(|q: &PortConfig| q.device == p.device) {
+                return Err(bad(&key("device"), "a device not already used by another port", &p.device));
+            }
+            let address: Ipv4Prefix = p
+                .address
+                .parse()
+                .map_err(|_| bad(&key("address"), "an IPv4 address with prefix such as 192.0.2.10/24", &p.address))?;
+            if address.len == 0 || address.len > 32 || address.addr.is_unspecified() || address.addr.is_multicast() || address.addr.is_broadcast() {
+                return Err(bad(&key("address"), "a unicast IPv4 address with prefix length 1..=32", &p.address));
+            }
+            if address.len < 31 && (address.addr == address.network() || address.addr == address.broadcast()) {
+                return Err(bad(&key("address"), "a host address, not the subnet's network or broadcast address", &p.address));
+            }
+            let gateway: Ipv4Addr = p
+                .gateway
+                .parse()
+                .map_err(|_| bad(&key("gateway"), "an IPv4 address", &p.gateway))?;
+            if !address.contains(gateway) || gateway == address.addr {
+                return Err(bad(&key("gateway"), &format!("an on-link address in {address} other than the port's own"), &p.gateway));
+            }
+            let mut neighbours = Vec::with_capacity(p.neighbours.len());
+            for (j, n) in p.neighbours.iter().enumerate() {
+                let ip: Ipv4Addr = n
+                    .parse()
+                    .map_err(|_| bad(&format!("ports[{i}].neighbours[{j}]"), "an IPv4 address", n))?;
+                if !address.contains(ip) || ip == address.addr {
+                    return Err(bad(&format!("ports[{i}].neighbours[{j}]"), &format!("an on-link address in {address}"), n));
+                }
+                neighbours.push(ip);
+            }
+            let mtu = p.mtu.unwrap_or(1500);
+            if !(576..=9000).contains(&mtu) {
+                return Err(bad(&key("mtu"), "an MTU between 576 and 9000", &mtu));
+            }
+            let desc = |k: &str, v: Option<u16>| -> Result<u16, ConfigError> {
+                let v = v.unwrap_or(1024);
+                if !(64..=8192).contains(&v) || !v.is_power_of_two() {
+                    return Err(bad(&key(k), "a power of two between 64 and 8192", &v));
+                }
+                Ok(v)
+            };
+            let rx_desc = desc("rx_desc", p.rx_desc)?;
+            let tx_desc = desc("tx_desc", p.tx_desc)?;
+            let exception_tap = match &p.exception {
+                None => None,
+                Some(e) => {
+                    let t = &e.tap;
+                    if t.is_empty() || t.len() > IFNAMSIZ_MAX || !t.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.') {
+                        return Err(bad(&key("exception.tap"), "an interface name of 1..=15 letters, digits, '-', '_' or '.'", t));
+                    }
+                    Some(t.clone())
+                }
+            };
+            ports.push(PortConfig {
+                device: p.device.clone(),
+                address,
+                gateway,
+                neighbours,
+                mtu,
+                rx_desc,
+                tx_desc,
+                exception_tap,
+            });
+        }
+        for (i, p) in ports.iter().enumerate() {
+            if let Some(t) = &p.exception_tap {
+                if ports[..i].iter().any(|q| q.exception_tap.as_ref() == Some(t)) {
+                    return Err(bad(&format!("ports[{i}].exception.tap"), "a tap name not used by another port", t));
+                }
+            }
+            if ports[..i].iter().any(|q| q.address.addr == p.address.addr) {
+                return Err(bad(&format!("ports[{i}].address"), "an address not used by another port", &p.address));
+            }
+        }
+
+        if raw.anycast.prefixes.is_empty() {
+            return Err(bad("anycast.prefixes", "at least one anycast prefix such as 198.51.100.0/24", &"[]"));
+        }
+        let mut anycast = Vec::with_capacity(raw.anycast.prefixes.len());
+        for (i, s) in raw.anycast.prefixes.iter().enumerate() {
+            let key = format!("anycast.prefixes[{i}]");
+            let p: Ipv4Prefix = s
+                .parse()
+                .map_err(|_| bad(&key, "an IPv4 prefix such as 198.51.100.0/24", s))?;
+            if p.addr != p.network() {
+                return Err(bad(&key, &format!("a prefix with no host bits set ({}/{})", p.network(), p.len), s));
+            }
+            if p.len < 8 {
+                return Err(bad(&key, "a prefix length of at least 8", s));
+            }
+            if let Some(port) = ports.iter().find(|q| p.contains(q.address.addr)) {
+                return Err(bad(&key, &format!("a prefix that does not contain a port's unicast address ({})", port.address.addr), s));
+            }
+            anycast.push(p);
+        }
+
+        let mbufs = raw.mempool.mbufs.unwrap_or(16383);
+        if !(1023..=(1 << 24)).contains(&mbufs) {
+            return Err(bad("mempool.mbufs", "a count between 1023 and 16777216", &mbufs));
+        }
+        let mempool_cache = raw.mempool.cache.unwrap_or(256);
+        if mempool_cache > 512 || u64::from(mempool_cache) > u64::from(mbufs) / 2 {
+            return Err(bad("mempool.cache", "a per-lcore cache of at most 512 and at most half the mbufs", &mempool_cache));
+        }
+        let metrics_listen = match &raw.metrics {
+            None => None,
+            Some(m) => Some(
+                m.listen
+                    .parse::<SocketAddr>()
+                    .map_err(|_| bad("metrics.listen", "an ip:port such as 127.0.0.1:9464", &m.listen))?,
+            ),
+        };
+        if raw.control_socket.is_empty() || !raw.control_socket.starts_with('/') || raw.control_socket.len() > 107 {
+            return Err(bad("control_socket", "an absolute path of at most 107 bytes", &raw.control_socket));
+        }
+        let arp_refresh_s = raw.arp_refresh_s.unwrap_or(30);
+        if !(1..=3600).contains(&arp_refresh_s) {
+            return Err(bad("arp_refresh_s", "seconds between 1 and 3600", &arp_refresh_s));
+        }
+
+        let idle_sleep_us = raw.idle_sleep_us.unwrap_or(0);
+        if idle_sleep_us > 100_000 {
+            return Err(bad("idle_sleep_us", "microseconds between 0 and 100000", &idle_sleep_us));
+        }
+
+        Ok(Config {
+            file: file.to_path_buf(),
+            eal: EalConfig {
+                lcores: raw.eal.lcores,
+                memory_mb: raw.eal.memory_mb,
+                no_huge: raw.eal.no_huge,
+                file_prefix: raw.eal.file_prefix,
+                vdevs: raw.eal.vdevs,
+                allow: raw.eal.allow,
+                extra: raw.eal.extra,
+            },
+            workers: raw.workers,
+            control_lcore: raw.control_lcore,
+            ports,
+            anycast,
+            mbufs,
+            mempool_cache,
+            metrics_listen,
+            control_socket: PathBuf::from(raw.control_socket),
+            arp_refresh_s,
+            idle_sleep_us,
+        })
+    }
+
+    /// The EAL argument list (without argv\[0\]), including one `net_tap`
+    /// vdev per port with an exception path. Tap vdevs are named
+    /// `net_tap_pias<i>` after the port index `i`.
+    pub fn eal_args(&self) -> Vec<String> {
+        let e = &self.eal;
+        let mut a = vec!["--lcores".to_string(), e.lcores.clone()];
+        if let Some(l) = self.control_lcore {
+            a.push("--main-lcore".into());
+            a.push(l.to_string());
+        }
+        if let Some(m) = e.memory_mb {
+            a.push("-m".into());
+            a.push(m.to_string());
+        }
+        if e.no_huge {
+            a.push("--no-huge".into());
+        }
+        if let Some(p) = &e.file_prefix {
+            a.push("--file-prefix".into());
+            a.push(p.clone());
+        }
+        for v in &e.vdevs {
+            a.push("--vdev".into());
+            a.push(v.clone());
+        }
+        for (i, p) in self.ports.iter().enumerate() {
+            if let Some(t) = &p.exception_tap {
+                a.push("--vdev".into());
+                a.push(format!("{},iface={t}", tap_device_name(i)));
+            }
+        }
+        if e.allow.is_empty() {
+            a.push("--no-pci".into());
+        } else {
+            for d in &e.allow {
+                a.push("-a".into());
+                a.push(d.clone());
+            }
+        }
+        a.extend(e.extra.iter().cloned());
+        a
+    }
+}
+
+/// The DPDK name of the exception tap of port `i`.
+pub fn tap_device_name(i: usize) -> String {
+    format!("net_tap_pias{i}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+eal:
+  lcores: "0@0,1@1"
+  memory_mb: 256
+  no_huge: true
+  file_prefix: piasd-test
+  vdevs: ["net_af_packet0,iface=px0"]
+workers: 1
+ports:
+  - device: net_af_packet0
+    address: 192.0.2.10/24
+    gateway: 192.0.2.1
+    neighbours: [192.0.2.11]
+    exception: { tap: pias0 }
+anycast:
+  prefixes: [198.51.100.0/24]
+metrics: { listen: "127.0.0.1:9464" }
+control_socket: /run/piasd/test.sock
+"#;
+
+    fn parse(s: &str) -> Result<Config, ConfigError> {
+        Config::parse(Path::new("test.yaml"), s)
+    }
+
+    #[test]
+    fn good_config_parses_and_builds_eal_args() {
+        let c = parse(GOOD).unwrap();
+        assert_eq!(c.workers, 1);
+        assert_eq!(c.ports[0].address.to_string(), "192.0.2.10/24");
+        assert_eq!(c.ports[0].mtu, 1500);
+        assert_eq!(c.ports[0].exception_tap.as_deref(), Some("pias0"));
+        assert_eq!(c.anycast[0].to_string(), "198.51.100.0/24");
+        let a = c.eal_args().join(" ");
+        assert_eq!(
+            a,
+            "--lcores 0@0,1@1 -m 256 --no-huge --file-prefix piasd-test --vdev net_af_packet0,iface=px0 --vdev net_tap_pias0,iface=pias0 --no-pci"
+        );
+    }
+
+    /// The table of bad configs: (what to replace in GOOD, with what, the
+    /// key the error must name, a piece of the expectation).
+    #[test]
+    fn bad_configs_name_file_key_and_expectation() {
+        let cases: &[(&str, &str, &str, &str)] = &[
+            ("workers: 1", "workers: 0", "workers", "worker count"),
+            ("workers: 1", "workers: many", "workers", "invalid type"),
+            ("workers: 1\n", "", ".", "missing field `workers`"),
+            ("address: 192.0.2.10/24", "address: 192.0.2.300/24", "ports[0].address", "IPv4 address with prefix"),
+            ("address: 192.0.2.10/24", "address: 192.0.2.0/24", "ports[0].address", "host address"),
+            ("gateway: 192.0.2.1", "gateway: 203.0.113.1", "ports[0].gateway", "on-link"),
+            ("neighbours: [192.0.2.11]", "neighbours: [nope]", "ports[0].neighbours[0]", "IPv4 address"),
+            ("exception: { tap: pias0 }", "exception: { tap: waytoolonginterfacename }", "ports[0].exception.tap", "interface name"),
+            ("exception: { tap: pias0 }", "exception: { tap: pias0, colour: red }", "ports[0].exception.colour", "unknown field `colour`"),
+            ("prefixes: [198.51.100.0/24]", "prefixes: [198.51.100.1/24]", "anycast.prefixes[0]", "no host bits"),
+            ("prefixes: [198.51.100.0/24]", "prefixes: [192.0.2.0/24]", "anycast.prefixes[0]", "does not contain a port's unicast"),
+            ("prefixes: [198.51.100.0/24]", "prefixes: []", "anycast.prefixes", "at least one"),
+            ("listen: \"127.0.0.1:9464\"", "listen: \"localhost\"", "metrics.listen", "ip:port"),
+            ("control_socket: /run/piasd/test.sock", "control_socket: relative.sock", "control_socket", "absolute path"),
+            ("lcores: \"0@0,1@1\"", "lcores: \"\"", "eal.lcores", "lcore list"),
+            ("memory_mb: 256", "memory_mb: 1", "eal.memory_mb", "MiB"),
+            ("no_huge: true", "no_huge: yes please", "eal.no_huge", "invalid type"),
+            ("workers: 1", "workers: 1\nwokers: 2", "wokers", "unknown field `wokers`"),
+            ("control_socket: /run/piasd/test.sock", "control_socket: \"/run/piasd/test.sock", "control_socket", "line 18"),
+        ];
+        for (from, to, key, expect) in cases {
+            assert!(GOOD.contains(from), "test case source missing: {from}");
+            let text = GOOD.replacen(from, to, 1);
+            let err = parse(&text).expect_err(&format!("accepted: {to}"));
+            let msg = err.to_string();
+            assert!(msg.starts_with("test.yaml: "), "no file in: {msg}");
+            match &err {
+                ConfigError::Invalid { key: k, .. } | ConfigError::Syntax { key: k, .. } => {
+                    assert_eq!(k, key, "wrong key for {to}: {msg}")
+                }
+                ConfigError::Io { .. } => panic!("io error for {to}"),
+            }
+            assert!(msg.contains(expect), "message for {to} lacks {expect:?}: {msg}");
+        }
+    }
+
+    #[test]
+    fn missing_file_is_named() {
+        let err = Config::load(Path::new("/nonexistent/piasd.yaml")).unwrap_err();
+        assert!(err.to_string().starts_with("/nonexistent/piasd.yaml: cannot read"));
+    }
+}
