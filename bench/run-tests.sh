@@ -15,7 +15,17 @@ export PIAS_REQUIRE_LAB=1
 export RUST_BACKTRACE=1
 
 echo "== cargo test --workspace"
-cargo test --workspace --no-fail-fast 2>&1
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+set +e
+cargo test --workspace --no-fail-fast 2>&1 | tee "$log"
+rc=${PIPESTATUS[0]}
+set -e
+read -r passed failed < <(awk '/^test result:/ { for (i = 2; i <= NF; i++) { if ($i ~ /^passed/) p += $(i-1); if ($i ~ /^failed/) f += $(i-1) } } END { print p + 0, f + 0 }' "$log")
+if [ "$rc" != 0 ]; then
+  echo "summary: $passed passed, $failed failed"
+  exit "$rc"
+fi
 
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets -q -- -D warnings
@@ -24,3 +34,4 @@ echo "== fuzz smoke (bounded)"
 bash bench/fuzz-smoke.sh "${PIAS_FUZZ_SECONDS:-10}"
 
 echo "== all tests passed in $((SECONDS - start))s"
+echo "summary: $passed passed, $failed failed"
