@@ -1,0 +1,206 @@
+//! Target requests (seed Figure 2: `join(AA:g, AT:r, options)`) and the
+//! JAP's replies. A target sends [`TargetRequest`]s to the group's anycast
+//! address on the control port, so native anycast delivers them to the
+//! nearest proxy, which becomes the target's JAP.
+
+use pias_dataplane::types::{GroupAddr, GroupOptions, ProxyId, TargetAddr};
+
+use super::cursor::{Reader, Writer};
+use super::group::{
+    emit_group_addr, emit_options, emit_target_addr, parse_group_addr, parse_options,
+    parse_target_addr, GROUP_ADDR_LEN, GROUP_OPTIONS_LEN, TARGET_ADDR_LEN,
+};
+use super::{EmitError, MessageType, WireError};
+use crate::time::UnixTime;
+
+/// A join, refresh or leave (the type byte says which), signed with the
+/// group owner's Ed25519 key over the whole datagram, so none of the fields
+/// can be changed and a request for group A cannot be presented for group B.
+///
+/// Body (35 bytes): group (7), target (6), options (2), lifetime in seconds
+/// (4; 0 for a leave), timestamp in Unix seconds (8), nonce (8).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct TargetRequest {
+    /// The group `AA:g`.
+    pub group: GroupAddr,
+    /// The target `AT:r` that wants the group's traffic.
+    pub target: TargetAddr,
+    /// Options the target asks for (the registered ones win where they
+    /// differ; see the JAP).
+    pub options: GroupOptions,
+    /// Soft-state lifetime asked for; the JAP may shorten it. Zero in a
+    /// leave.
+    pub lifetime_s: u32,
+    /// When the target made the request (freshness: ±30 s by default).
+    pub timestamp: UnixTime,
+    /// Random per request: proxies remember it while the timestamp is
+    /// fresh and refuse it a second time.
+    pub nonce: u64,
+}
+
+impl TargetRequest {
+    /// Body length.
+    pub const LEN: usize = GROUP_ADDR_LEN + TARGET_ADDR_LEN + GROUP_OPTIONS_LEN + 4 + 8 + 8;
+
+    pub(crate) fn parse(r: &mut Reader<'_>, ty: MessageType) -> Result<Self, WireError> {
+        let group = parse_group_addr(r)?;
+        let target = parse_target_addr(r)?;
+        let options = parse_options(r)?;
+        let lifetime_s = r.u32()?;
+        if ty == MessageType::Leave && lifetime_s != 0 {
+            return Err(WireError::BadField("lifetime of a leave"));
+        }
+        let timestamp = UnixTime(r.u64()?);
+        let nonce = r.u64()?;
+        Ok(TargetRequest {
+            group,
+            target,
+            options,
+            lifetime_s,
+            timestamp,
+            nonce,
+        })
+    }
+
+    pub(crate) fn emit(&self, w: &mut Writer<'_>, ty: MessageType) -> Result<(), EmitError> {
+        if ty == MessageType::Leave && self.lifetime_s != 0 {
+            return Err(EmitError::BadField("lifetime of a leave"));
+        }
+        emit_group_addr(w, &self.group)?;
+        emit_target_addr(w, &self.target)?;
+        emit_options(w, &self.options)?;
+        w.u32(self.lifetime_s)?;
+        w.u64(self.timestamp.0)?;
+        w.u64(self.nonce)
+    }
+}
+
+/// JAP → target: the request with this nonce was accepted.
+///
+/// Not authenticated (the target holds no proxy key); it is bound to the
+/// request by the echoed 64-bit nonce, which an off-path attacker cannot
+/// guess. A forged ack can only make a target believe it joined, which its
+/// next refresh corrects.
+///
+/// Body (29 bytes): group (7), target (6), nonce (8), JAP (4), granted
+/// lifetime in seconds (4).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct JoinAck {
+    /// The request's group.
+    pub group: GroupAddr,
+    /// The request's target.
+    pub target: TargetAddr,
+    /// The request's nonce.
+    pub nonce: u64,
+    /// The proxy that is now the target's JAP.
+    pub jap: ProxyId,
+    /// Lifetime granted; refresh before it runs out.
+    pub lifetime_s: u32,
+}
+
+impl JoinAck {
+    /// Body length.
+    pub const LEN: usize = GROUP_ADDR_LEN + TARGET_ADDR_LEN + 8 + 4 + 4;
+
+    pub(crate) fn parse(r: &mut Reader<'_>) -> Result<Self, WireError> {
+        Ok(JoinAck {
+            group: parse_group_addr(r)?,
+            target: parse_target_addr(r)?,
+            nonce: r.u64()?,
+            jap: ProxyId(r.u32()?),
+            lifetime_s: r.u32()?,
+        })
+    }
+
+    pub(crate) fn emit(&self, w: &mut Writer<'_>) -> Result<(), EmitError> {
+        emit_group_addr(w, &self.group)?;
+        emit_target_addr(w, &self.target)?;
+        w.u64(self.nonce)?;
+        w.u32(self.jap.0)?;
+        w.u32(self.lifetime_s)
+    }
+}
+
+/// Why a JAP refused a target request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum NackReason {
+    /// No group is registered at this address (wire 1).
+    UnknownGroup,
+    /// The signature did not verify with the group owner's key (wire 2).
+    BadSignature,
+    /// The timestamp is outside the accepted skew (wire 3).
+    Stale,
+    /// The nonce was seen before (wire 4).
+    Replay,
+    /// The JAP's target table for the group is full (wire 5).
+    Full,
+    /// The group was withdrawn by the operator (wire 6).
+    Withdrawn,
+    /// Refresh or leave for a target this JAP does not hold (wire 7).
+    NotJoined,
+}
+
+impl NackReason {
+    fn parse(v: u8) -> Result<Self, WireError> {
+        Ok(match v {
+            1 => NackReason::UnknownGroup,
+            2 => NackReason::BadSignature,
+            3 => NackReason::Stale,
+            4 => NackReason::Replay,
+            5 => NackReason::Full,
+            6 => NackReason::Withdrawn,
+            7 => NackReason::NotJoined,
+            _ => return Err(WireError::BadField("nack reason")),
+        })
+    }
+
+    const fn to_u8(self) -> u8 {
+        match self {
+            NackReason::UnknownGroup => 1,
+            NackReason::BadSignature => 2,
+            NackReason::Stale => 3,
+            NackReason::Replay => 4,
+            NackReason::Full => 5,
+            NackReason::Withdrawn => 6,
+            NackReason::NotJoined => 7,
+        }
+    }
+}
+
+/// JAP → target: the request with this nonce was refused. Unauthenticated
+/// like [`JoinAck`], and shorter than the request it answers (no
+/// amplification).
+///
+/// Body (22 bytes): group (7), target (6), nonce (8), reason (1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct JoinNack {
+    /// The request's group.
+    pub group: GroupAddr,
+    /// The request's target.
+    pub target: TargetAddr,
+    /// The request's nonce.
+    pub nonce: u64,
+    /// Why.
+    pub reason: NackReason,
+}
+
+impl JoinNack {
+    /// Body length.
+    pub const LEN: usize = GROUP_ADDR_LEN + TARGET_ADDR_LEN + 8 + 1;
+
+    pub(crate) fn parse(r: &mut Reader<'_>) -> Result<Self, WireError> {
+        Ok(JoinNack {
+            group: parse_group_addr(r)?,
+            target: parse_target_addr(r)?,
+            nonce: r.u64()?,
+            reason: NackReason::parse(r.u8()?)?,
+        })
+    }
+
+    pub(crate) fn emit(&self, w: &mut Writer<'_>) -> Result<(), EmitError> {
+        emit_group_addr(w, &self.group)?;
+        emit_target_addr(w, &self.target)?;
+        w.u64(self.nonce)?;
+        w.u8(self.reason.to_u8())
+    }
+}
