@@ -15,6 +15,7 @@
 
 use core::net::Ipv4Addr;
 
+use crate::iface::Punt;
 use crate::neighbour::Mac;
 use crate::reason::DropReason;
 use crate::types::Ipv4Prefix;
@@ -32,6 +33,8 @@ pub struct PortAddrs {
     pub ip: Ipv4Addr,
     /// The on-link subnet.
     pub subnet: Ipv4Prefix,
+    /// The next hop for everything off-link.
+    pub gateway: Ipv4Addr,
     /// True when the port has a kernel exception tap.
     pub exception: bool,
 }
@@ -82,38 +85,65 @@ const ICMP_ECHO_REPLY: u8 = 0;
 /// TTL of packets the proxy originates (RFC 1700's default, as Linux).
 pub const DEFAULT_TTL: u8 = 64;
 
+/// What [`classify`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Class {
+    /// Handled here: answered, punted or dropped.
+    Done(Verdict),
+    /// A valid IPv4 packet (untagged, after 14 bytes of Ethernet) to our
+    /// unicast address that is not an echo request: tunnels, reverse NAT,
+    /// control datagrams, ICMP errors, or the host's own traffic.
+    ToUnicast,
+    /// A valid IPv4 packet to an anycast address that is not an echo
+    /// request: the IAP's.
+    ToAnycast,
+}
+
 /// Classifies (and, for echo requests, answers in place) the frame that
-/// arrived on port `port`. Never panics, whatever the bytes.
-pub fn process(frame: &mut [u8], port: usize, local: &LocalAddrs) -> Verdict {
-    use crate::iface::Punt;
+/// arrived on port `port`: the checks every packet passes before any PIAS
+/// stage. Never panics, whatever the bytes.
+pub fn classify(frame: &mut [u8], port: usize, local: &LocalAddrs) -> Class {
     let Some(me) = local.ports.get(port) else {
-        return Verdict::Drop(DropReason::ControlRejected);
+        return Class::Done(Verdict::Drop(DropReason::ControlRejected));
     };
     let Ok(eth) = EthernetFrame::new_checked(&*frame) else {
-        return Verdict::Drop(DropReason::EthTruncated);
+        return Class::Done(Verdict::Drop(DropReason::EthTruncated));
     };
     let dst = eth.dst_addr();
     if dst.is_unicast() && dst.0 != me.mac {
-        return Verdict::Drop(DropReason::EthNotOurMac);
+        return Class::Done(Verdict::Drop(DropReason::EthNotOurMac));
     }
     if !eth.src_addr().is_unicast() {
-        return Verdict::Drop(DropReason::EthBadSource);
+        return Class::Done(Verdict::Drop(DropReason::EthBadSource));
     }
     if eth.is_tagged() {
-        return Verdict::Drop(DropReason::EthVlan);
+        return Class::Done(Verdict::Drop(DropReason::EthVlan));
     }
-    let v = match eth.ethertype() {
-        EtherType::Arp => arp_verdict(eth.payload(), port, local),
-        EtherType::Ipv4 => {
-            let off = eth.payload_offset();
-            ipv4_verdict(frame, off, me, local, dst.0)
-        }
-        _ => Verdict::Drop(DropReason::EthUnsupportedType),
+    let c = match eth.ethertype() {
+        EtherType::Arp => Class::Done(arp_verdict(eth.payload(), port, local)),
+        EtherType::Ipv4 => ipv4_class(frame, ETH_HDR, me, local, dst.0),
+        _ => Class::Done(Verdict::Drop(DropReason::EthUnsupportedType)),
     };
-    match v {
+    match c {
         // The exception path needs a tap; without one it is a drop.
-        Verdict::Punt(Punt::Exception) if !me.exception => Verdict::Drop(DropReason::NoExceptionPath),
-        v => v,
+        Class::Done(Verdict::Punt(Punt::Exception)) if !me.exception => Class::Done(Verdict::Drop(DropReason::NoExceptionPath)),
+        c => c,
+    }
+}
+
+/// [`classify`] for a proxy that serves no group yet (the foundation's
+/// behaviour, kept for tests): the host's own traffic goes to the exception
+/// path, anycast traffic is counted as having no group.
+pub fn process(frame: &mut [u8], port: usize, local: &LocalAddrs) -> Verdict {
+    let exception = local.ports.get(port).is_some_and(|p| p.exception);
+    match classify(frame, port, local) {
+        Class::Done(v) => v,
+        Class::ToUnicast if exception => Verdict::Punt(Punt::Exception),
+        Class::ToUnicast => Verdict::Drop(DropReason::NoExceptionPath),
+        Class::ToAnycast => {
+            let proto = frame.get(ETH_HDR + 9).copied();
+            Verdict::Drop(if proto == Some(1) { DropReason::IcmpUnhandled } else { DropReason::AnycastNoGroup })
+        }
     }
 }
 
@@ -144,29 +174,28 @@ fn bad_source(ip: Ipv4Addr, local: &LocalAddrs, me: &PortAddrs) -> bool {
         || local.is_anycast(ip)
 }
 
-fn ipv4_verdict(frame: &mut [u8], off: usize, me: &PortAddrs, local: &LocalAddrs, dst_mac: Mac) -> Verdict {
-    use crate::iface::Punt;
+fn ipv4_class(frame: &mut [u8], off: usize, me: &PortAddrs, local: &LocalAddrs, dst_mac: Mac) -> Class {
     let Some(ipbuf) = frame.get_mut(off..) else {
-        return Verdict::Drop(DropReason::EthTruncated);
+        return Class::Done(Verdict::Drop(DropReason::EthTruncated));
     };
     let len = ipbuf.len();
     if len < 20 {
-        return Verdict::Drop(DropReason::Ipv4Truncated);
+        return Class::Done(Verdict::Drop(DropReason::Ipv4Truncated));
     }
     let ip = match Ipv4Packet::new_checked(&*ipbuf) {
         Ok(ip) => ip,
-        Err(WireError::BadVersion) => return Verdict::Drop(DropReason::Ipv4BadVersion),
+        Err(WireError::BadVersion) => return Class::Done(Verdict::Drop(DropReason::Ipv4BadVersion)),
         Err(_) => {
             let ihl = usize::from(ipbuf[0] & 0x0f) * 4;
-            return Verdict::Drop(if ihl < 20 || ihl > len { DropReason::Ipv4BadIhl } else { DropReason::Ipv4BadLength });
+            return Class::Done(Verdict::Drop(if ihl < 20 || ihl > len { DropReason::Ipv4BadIhl } else { DropReason::Ipv4BadLength }));
         }
     };
     if !ip.verify_checksum() {
-        return Verdict::Drop(DropReason::Ipv4BadChecksum);
+        return Class::Done(Verdict::Drop(DropReason::Ipv4BadChecksum));
     }
     let (src, dst) = (ip.src_addr(), ip.dst_addr());
     if bad_source(src, local, me) {
-        return Verdict::Drop(DropReason::Ipv4BadSource);
+        return Class::Done(Verdict::Drop(DropReason::Ipv4BadSource));
     }
     let to_unicast = dst == me.ip;
     let to_anycast = !to_unicast && local.is_anycast(dst);
@@ -175,13 +204,13 @@ fn ipv4_verdict(frame: &mut [u8], off: usize, me: &PortAddrs, local: &LocalAddrs
         // kernel's; any other destination is not ours to forward.
         let group = dst.is_multicast() || dst.is_broadcast() || (me.subnet.len < 31 && dst == me.subnet.broadcast());
         if group || dst_mac == [0xff; 6] {
-            return Verdict::Punt(Punt::Exception);
+            return Class::Done(Verdict::Punt(Punt::Exception));
         }
-        return Verdict::Drop(DropReason::Ipv4NotForUs);
+        return Class::Done(Verdict::Drop(DropReason::Ipv4NotForUs));
     }
     if dst_mac[0] & 1 != 0 {
         // Unicast IP in a broadcast/multicast frame (RFC 1122 §3.3.6).
-        return Verdict::Drop(DropReason::Ipv4NotForUs);
+        return Class::Done(Verdict::Drop(DropReason::Ipv4NotForUs));
     }
     let is_echo = ip.protocol() == IpProtocol::Icmp && !ip.is_fragment();
     let hlen = ip.header_len();
@@ -189,23 +218,21 @@ fn ipv4_verdict(frame: &mut [u8], off: usize, me: &PortAddrs, local: &LocalAddrs
     if is_echo {
         let icmp = &ipbuf[hlen..total];
         if icmp.len() < 8 {
-            return Verdict::Drop(DropReason::IcmpTruncated);
+            return Class::Done(Verdict::Drop(DropReason::IcmpTruncated));
         }
         if icmp[0] == ICMP_ECHO_REQUEST {
             if checksum::data(icmp) != 0xffff {
-                return Verdict::Drop(DropReason::IcmpBadChecksum);
+                return Class::Done(Verdict::Drop(DropReason::IcmpBadChecksum));
             }
             echo_reply_in_place(frame, off, hlen, total, me.mac, dst);
-            return Verdict::Reply;
+            return Class::Done(Verdict::Reply);
         }
     }
     if to_unicast {
-        return Verdict::Punt(Punt::Exception);
+        Class::ToUnicast
+    } else {
+        Class::ToAnycast
     }
-    if ip.protocol() == IpProtocol::Icmp {
-        return Verdict::Drop(DropReason::IcmpUnhandled);
-    }
-    Verdict::Drop(DropReason::AnycastNoGroup)
 }
 
 /// Turns a validated echo request into its reply: MACs and addresses
@@ -331,7 +358,7 @@ mod tests {
 
     fn local(exception: bool) -> LocalAddrs {
         LocalAddrs {
-            ports: vec![PortAddrs { mac: MAC, ip: ME, subnet: "192.0.2.10/24".parse().unwrap(), exception }],
+            ports: vec![PortAddrs { mac: MAC, ip: ME, subnet: "192.0.2.10/24".parse().unwrap(), gateway: Ipv4Addr::new(192, 0, 2, 1), exception }],
             anycast: vec!["198.51.100.0/24".parse().unwrap()],
         }
     }

@@ -79,6 +79,9 @@ struct Entry {
     heard: Nanos,
     asked: Option<Nanos>,
     wanted: bool,
+    /// Configured (static ARP): never asked for, never aged, never changed
+    /// by what ARP says.
+    pinned: bool,
 }
 
 /// Most entries the resolver keeps: ARP is untrusted input and must not
@@ -107,7 +110,13 @@ impl Resolver {
         self.entries
             .entry((port, ip))
             .and_modify(|e| e.wanted = true)
-            .or_insert(Entry { mac: None, heard: 0, asked: None, wanted: true });
+            .or_insert(Entry { mac: None, heard: 0, asked: None, wanted: true, pinned: false });
+    }
+
+    /// Pins `ip` on `port` to `mac` (static ARP, from the config).
+    pub fn pin(&mut self, port: u16, ip: Ipv4Addr, mac: Mac) {
+        self.entries.insert((port, ip), Entry { mac: Some(mac), heard: 0, asked: None, wanted: false, pinned: true });
+        self.dirty = true;
     }
 
     /// An ARP packet told us `ip` is at `mac` on `port` (a reply to us, or a
@@ -115,6 +124,7 @@ impl Resolver {
     pub fn learn(&mut self, now: Nanos, port: u16, ip: Ipv4Addr, mac: Mac) -> bool {
         let full = self.entries.len() >= MAX_NEIGHBOURS;
         match self.entries.get_mut(&(port, ip)) {
+            Some(e) if e.pinned => false,
             Some(e) => {
                 e.heard = now;
                 e.asked = None;
@@ -130,7 +140,7 @@ impl Resolver {
                 false
             }
             None => {
-                self.entries.insert((port, ip), Entry { mac: Some(mac), heard: now, asked: None, wanted: false });
+                self.entries.insert((port, ip), Entry { mac: Some(mac), heard: now, asked: None, wanted: false, pinned: false });
                 self.dirty = true;
                 true
             }
@@ -144,6 +154,9 @@ impl Resolver {
         let t = self.timing;
         let mut dirty = false;
         self.entries.retain(|&(port, ip), e| {
+            if e.pinned {
+                return true;
+            }
             let stale = e.mac.is_some() && now.saturating_sub(e.heard) >= t.expire;
             if stale {
                 e.mac = None;
@@ -243,6 +256,17 @@ mod tests {
         r.poll_requests(3 * S, &mut out);
         assert!(out.is_empty());
         assert!(r.take_snapshot().unwrap().is_empty());
+    }
+
+    #[test]
+    fn pinned_entries_never_age_or_change() {
+        let mut r = Resolver::new(ResolverTiming::from_refresh_secs(1));
+        r.pin(0, GW, MAC);
+        assert!(!r.learn(1, 0, GW, [2, 0, 0, 0, 0, 9]));
+        let mut out = Vec::new();
+        r.poll_requests(100 * S, &mut out);
+        assert!(out.is_empty());
+        assert_eq!(r.take_snapshot().unwrap().get(0, GW), Some(MAC));
     }
 
     #[test]

@@ -81,6 +81,48 @@ reasons! {
     MultiSegment => "multi_segment",
     /// The control core could not use a punted packet.
     ControlRejected => "control_rejected",
+    /// No headroom to push a tunnel or ICMP header (mbuf too small).
+    NoHeadroom => "no_headroom",
+    /// UDP length or TCP data offset inconsistent with the IP payload.
+    L4Malformed => "l4_malformed",
+    /// A transport protocol the group cannot carry (port groups: TCP/UDP).
+    UnsupportedProtocol => "unsupported_protocol",
+    /// IP-in-IP from an address that is not a known proxy (spoofed).
+    TunnelUnknownSource => "tunnel_unknown_source",
+    /// IP-in-IP whose outer or inner header does not check.
+    TunnelMalformed => "tunnel_malformed",
+    /// A fragmented tunnel packet (the proxies do not reassemble).
+    TunnelFragment => "tunnel_fragment",
+    /// IP-in-IP inside IP-in-IP (nesting is capped at one level).
+    TunnelNested => "tunnel_nested",
+    /// The tunnelled packet is not addressed to an anycast group.
+    TunnelInnerNotAnycast => "tunnel_inner_not_anycast",
+    /// The inner source is a proxy address: it would loop.
+    TunnelLoop => "tunnel_loop",
+    /// TTL expired (answered with ICMP time exceeded where allowed).
+    TtlExceeded => "ttl_exceeded",
+    /// DF set and too big for the tunnel (answered with frag needed).
+    TooBig => "too_big",
+    /// The next hop's MAC is not resolved yet.
+    NoNeighbour => "no_neighbour",
+    /// The group has no live RAP known to this proxy.
+    NoRap => "no_rap",
+    /// The RAP knows no live JAP for the group.
+    NoJap => "no_jap",
+    /// This JAP has no live target and no RAP to send the packet back to.
+    NoTarget => "no_target",
+    /// A packet to a NAT port with no mapping.
+    NatNoEntry => "nat_no_entry",
+    /// The NAT table is full: new flow refused.
+    NatTableFull => "nat_table_full",
+    /// The worker's NAT port range is exhausted for that target.
+    NatPortsExhausted => "nat_ports_exhausted",
+    /// The owning worker's handoff ring was full.
+    HandoffRingFull => "handoff_ring_full",
+    /// A fragment whose first fragment was not seen (or expired).
+    FragmentUnmatched => "fragment_unmatched",
+    /// An ICMP error quoting no known flow, or one not translated.
+    IcmpErrorUnmatched => "icmp_error_unmatched",
 }
 
 /// Number of reasons.

@@ -12,7 +12,12 @@ use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
-use pias_dataplane::types::Ipv4Prefix;
+use pias_dataplane::flow::PortRange;
+use pias_dataplane::pipeline::PathConfig;
+use pias_dataplane::tables::{LocalTarget, RttEntry, StaticState, Tables};
+use pias_dataplane::types::{
+    ClusterId, Criterion, GroupAddr, GroupOptions, GroupProto, Ipv4Prefix, JapLoad, ProxyId, ProxyInfo, TargetAddr,
+};
 
 /// A configuration that cannot be used, with where and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,6 +105,158 @@ pub mod raw {
         /// (0: never; dedicated cores). For shared cores: labs, CI, VMs.
         #[serde(default)]
         pub idle_sleep_us: Option<u32>,
+        /// The PIAS service: this proxy, its peers, groups (static state).
+        #[serde(default)]
+        pub pias: Option<Pias>,
+    }
+
+    /// The PIAS section: what the control plane fills at run time, given
+    /// statically (carriers pinning groups; labs before the control plane).
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Pias {
+        /// This proxy's id (must be in `proxies`).
+        pub me: u32,
+        /// Every proxy of the proxy group, this one included.
+        pub proxies: Vec<Proxy>,
+        /// Measured RTTs between clusters.
+        #[serde(default)]
+        pub rtt: Vec<Rtt>,
+        /// Groups.
+        #[serde(default)]
+        pub groups: Vec<Group>,
+        /// NAT settings of the JAP.
+        #[serde(default)]
+        pub nat: Option<Nat>,
+        /// Tunnel settings.
+        #[serde(default)]
+        pub tunnel: Option<Tunnel>,
+        /// UDP port of the PIAS control protocol.
+        #[serde(default)]
+        pub control_port: Option<u16>,
+    }
+
+    /// A proxy.
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Proxy {
+        /// Id, unique in the proxy group.
+        pub id: u32,
+        /// Unicast address (tunnel endpoint).
+        pub address: String,
+        /// POP cluster.
+        pub cluster: u16,
+        /// Believed up (default true).
+        #[serde(default)]
+        pub up: Option<bool>,
+    }
+
+    /// An RTT between two clusters.
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Rtt {
+        /// One cluster.
+        pub a: u16,
+        /// The other.
+        pub b: u16,
+        /// Microseconds.
+        pub rtt_us: u32,
+    }
+
+    /// A group.
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Group {
+        /// `198.51.100.10:80/tcp`, `198.51.100.10:53/udp` or `198.51.100.20/ip`.
+        pub group: String,
+        /// proximity | load | random | weighted.
+        #[serde(default)]
+        pub criterion: Option<String>,
+        /// Connection affinity.
+        #[serde(default)]
+        pub affinity: bool,
+        /// No RAPs: JAPs flooded to every proxy.
+        #[serde(default)]
+        pub rapless: bool,
+        /// The group's RAPs (proxy ids), ranked.
+        #[serde(default)]
+        pub raps: Vec<u32>,
+        /// This proxy's RAP view: JAPs with approximate target counts.
+        #[serde(default)]
+        pub japs: Vec<Jap>,
+        /// RAP-less groups: the JAPs every proxy chooses from.
+        #[serde(default)]
+        pub flooded: Vec<Jap>,
+        /// This proxy's local targets (`203.0.113.5:80`; port 0 for whole-IP).
+        #[serde(default)]
+        pub targets: Vec<Target>,
+        /// A JAP list pinned in this proxy's IAP cache (proxy ids).
+        #[serde(default)]
+        pub cache: Vec<u32>,
+    }
+
+    /// A JAP as a RAP sees it.
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Jap {
+        /// Proxy id.
+        pub proxy: u32,
+        /// Approximate live targets.
+        #[serde(default)]
+        pub targets: Option<u32>,
+        /// Operator weight (criterion weighted).
+        #[serde(default)]
+        pub weight: Option<u16>,
+    }
+
+    /// A local target.
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Target {
+        /// `ip:port`.
+        pub address: String,
+        /// Weight (default 1).
+        #[serde(default)]
+        pub weight: Option<u16>,
+        /// Alive (default true).
+        #[serde(default)]
+        pub alive: Option<bool>,
+    }
+
+    /// NAT settings.
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Nat {
+        /// `lo-hi`, split among the workers.
+        #[serde(default)]
+        pub ports: Option<String>,
+        /// Flows per worker.
+        #[serde(default)]
+        pub max_flows: Option<usize>,
+        /// UDP idle timeout (≥ 120 s, RFC 4787).
+        #[serde(default)]
+        pub udp_idle_s: Option<u64>,
+        /// TCP established idle timeout (≥ 7440 s, RFC 5382).
+        #[serde(default)]
+        pub tcp_established_s: Option<u64>,
+        /// TCP transitory timeout (≥ 240 s, RFC 5382).
+        #[serde(default)]
+        pub tcp_transitory_s: Option<u64>,
+    }
+
+    /// Tunnel settings.
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Tunnel {
+        /// MTU of the paths between proxies.
+        #[serde(default)]
+        pub mtu: Option<u16>,
+        /// Clamp SYN MSS at the IAP.
+        #[serde(default)]
+        pub mss_clamp: Option<bool>,
+        /// Outer TTL.
+        #[serde(default)]
+        pub ttl: Option<u8>,
     }
 
     /// EAL arguments, spelled out so they can be checked.
@@ -153,6 +310,9 @@ pub mod raw {
         /// Kernel exception path.
         #[serde(default)]
         pub exception: Option<Exception>,
+        /// Neighbours pinned (`ip: mac`), never aged: static ARP.
+        #[serde(default)]
+        pub static_neighbours: std::collections::BTreeMap<String, String>,
     }
 
     /// A kernel tap that mirrors the port (same MAC and address).
@@ -230,7 +390,37 @@ pub struct PortConfig {
     pub tx_desc: u16,
     /// Kernel tap name for the exception path, if any.
     pub exception_tap: Option<String>,
+    /// Static ARP entries.
+    pub static_neighbours: Vec<(Ipv4Addr, [u8; 6])>,
 }
+
+/// The PIAS service settings after checking.
+#[derive(Debug, Clone)]
+pub struct PiasConfig {
+    /// The forwarding tables' description (validated: it builds).
+    pub state: StaticState,
+    /// Static IAP cache pins: group → JAP ids.
+    pub cache: Vec<(GroupAddr, Vec<ProxyId>)>,
+    /// Packet path settings.
+    pub path: PathConfig,
+    /// The NAT port range (split among workers).
+    pub nat_ports: PortRange,
+    /// NAT flows per worker.
+    pub nat_max_flows: usize,
+    /// NAT timeouts.
+    pub nat_udp_idle_s: u64,
+    /// NAT timeouts.
+    pub nat_tcp_established_s: u64,
+    /// NAT timeouts.
+    pub nat_tcp_transitory_s: u64,
+}
+
+impl PartialEq for PiasConfig {
+    fn eq(&self, o: &Self) -> bool {
+        self.state == o.state && self.cache == o.cache && self.path == o.path && self.nat_ports == o.nat_ports && self.nat_max_flows == o.nat_max_flows
+    }
+}
+impl Eq for PiasConfig {}
 
 /// The whole configuration after checking.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -259,6 +449,8 @@ pub struct Config {
     pub arp_refresh_s: u32,
     /// Worker sleep after an empty poll, microseconds (0 = pure polling).
     pub idle_sleep_us: u32,
+    /// The PIAS service.
+    pub pias: PiasConfig,
 }
 
 /// Most ports one proxy drives (each worker owns a queue on every port).
@@ -385,6 +577,16 @@ impl Config {
                     Some(t.clone())
                 }
             };
+            let mut static_neighbours = Vec::new();
+            for (ip_s, mac_s) in &p.static_neighbours {
+                let k = format!("ports[{i}].static_neighbours.{ip_s}");
+                let ip: Ipv4Addr = ip_s.parse().map_err(|_| bad(&k, "an IPv4 address as the key", ip_s))?;
+                if !address.contains(ip) || ip == address.addr {
+                    return Err(bad(&k, &format!("an on-link address in {address}"), ip_s));
+                }
+                let mac = parse_mac(mac_s).ok_or_else(|| bad(&k, "a unicast MAC like 02:00:00:00:00:01", mac_s))?;
+                static_neighbours.push((ip, mac));
+            }
             ports.push(PortConfig {
                 device: p.device.clone(),
                 address,
@@ -394,6 +596,7 @@ impl Config {
                 rx_desc,
                 tx_desc,
                 exception_tap,
+                static_neighbours,
             });
         }
         for (i, p) in ports.iter().enumerate() {
@@ -457,6 +660,8 @@ impl Config {
             return Err(bad("idle_sleep_us", "microseconds between 0 and 100000", &idle_sleep_us));
         }
 
+        let pias = pias_from_raw(file, raw.pias.as_ref(), &ports, &anycast, raw.workers)?;
+
         Ok(Config {
             file: file.to_path_buf(),
             eal: EalConfig {
@@ -478,6 +683,7 @@ impl Config {
             control_socket: PathBuf::from(raw.control_socket),
             arp_refresh_s,
             idle_sleep_us,
+            pias,
         })
     }
 
@@ -523,6 +729,185 @@ impl Config {
         a.extend(e.extra.iter().cloned());
         a
     }
+}
+
+fn parse_mac(s: &str) -> Option<[u8; 6]> {
+    let mut m = [0u8; 6];
+    let mut it = s.split(':');
+    for b in &mut m {
+        *b = u8::from_str_radix(it.next()?, 16).ok()?;
+    }
+    if it.next().is_some() || m[0] & 1 != 0 || m == [0; 6] {
+        return None;
+    }
+    Some(m)
+}
+
+/// Parses `198.51.100.10:80/tcp`, `198.51.100.10:53/udp` or
+/// `198.51.100.20/ip`.
+pub fn parse_group(s: &str) -> Option<GroupAddr> {
+    let (addr, kind) = s.rsplit_once('/')?;
+    match kind {
+        "ip" => Some(GroupAddr::WholeIp(addr.parse().ok()?)),
+        "tcp" | "udp" => {
+            let sa: std::net::SocketAddrV4 = addr.parse().ok()?;
+            if sa.port() == 0 {
+                return None;
+            }
+            let proto = if kind == "tcp" { GroupProto::Tcp } else { GroupProto::Udp };
+            Some(GroupAddr::Port { ip: *sa.ip(), port: sa.port(), proto })
+        }
+        _ => None,
+    }
+}
+
+/// Builds and checks the PIAS section. Without one, the proxy is alone
+/// (id 0 at its first port's address) and serves no group.
+fn pias_from_raw(
+    file: &Path,
+    raw: Option<&raw::Pias>,
+    ports: &[PortConfig],
+    anycast: &[Ipv4Prefix],
+    workers: u16,
+) -> Result<PiasConfig, ConfigError> {
+    let bad = |key: &str, expected: &str, found: &dyn fmt::Display| ConfigError::Invalid {
+        file: file.to_path_buf(),
+        key: key.to_string(),
+        expected: expected.to_string(),
+        found: format!("`{found}`"),
+    };
+    let Some(raw) = raw else {
+        let mut state = StaticState::new(ProxyId(0));
+        state.anycast = anycast.to_vec();
+        state.proxies.push(ProxyInfo { id: ProxyId(0), addr: ports[0].address.addr, cluster: ClusterId(0), up: true });
+        return Ok(PiasConfig {
+            state,
+            cache: Vec::new(),
+            path: PathConfig::default(),
+            nat_ports: PortRange { lo: 1024, hi: 65535 },
+            nat_max_flows: 1 << 16,
+            nat_udp_idle_s: 300,
+            nat_tcp_established_s: 7440,
+            nat_tcp_transitory_s: 240,
+        });
+    };
+    let mut state = StaticState::new(ProxyId(raw.me));
+    state.anycast = anycast.to_vec();
+    for (i, p) in raw.proxies.iter().enumerate() {
+        let addr: Ipv4Addr = p.address.parse().map_err(|_| bad(&format!("pias.proxies[{i}].address"), "an IPv4 address", &p.address))?;
+        state.proxies.push(ProxyInfo { id: ProxyId(p.id), addr, cluster: ClusterId(p.cluster), up: p.up.unwrap_or(true) });
+    }
+    if let Some(me) = state.proxies.iter().find(|p| p.id == state.me) {
+        if !ports.iter().any(|pc| pc.address.addr == me.addr) {
+            return Err(bad("pias.me", "the id of a proxy whose address is one of this host's port addresses", &raw.me));
+        }
+    }
+    for r in &raw.rtt {
+        state.rtt.push(RttEntry { a: ClusterId(r.a), b: ClusterId(r.b), rtt_us: r.rtt_us });
+    }
+    let mut cache: Vec<(GroupAddr, Vec<ProxyId>)> = Vec::new();
+    for (i, g) in raw.groups.iter().enumerate() {
+        let key = |k: &str| format!("pias.groups[{i}].{k}");
+        let group = parse_group(&g.group)
+            .ok_or_else(|| bad(&key("group"), "198.51.100.10:80/tcp, 198.51.100.10:53/udp or 198.51.100.20/ip", &g.group))?;
+        let criterion = match g.criterion.as_deref().unwrap_or("proximity") {
+            "proximity" => Criterion::Proximity,
+            "load" => Criterion::Load,
+            "random" => Criterion::Random,
+            "weighted" => Criterion::Weighted,
+            other => return Err(bad(&key("criterion"), "proximity, load, random or weighted", &other)),
+        };
+        let mut spec = pias_dataplane::tables::GroupSpec::new(group, GroupOptions { criterion, affinity: g.affinity, rapless: g.rapless });
+        spec.raps = g.raps.iter().map(|&r| ProxyId(r)).collect();
+        let jap = |j: &raw::Jap| JapLoad { jap: ProxyId(j.proxy), approx_targets: j.targets.unwrap_or(1), overloaded: false, weight: j.weight.unwrap_or(0) };
+        spec.japs = g.japs.iter().map(jap).collect();
+        spec.flooded = g.flooded.iter().map(jap).collect();
+        for (j, t) in g.targets.iter().enumerate() {
+            let sa: std::net::SocketAddrV4 = t
+                .address
+                .parse()
+                .map_err(|_| bad(&format!("pias.groups[{i}].targets[{j}].address"), "ip:port such as 203.0.113.5:80", &t.address))?;
+            spec.targets.push(LocalTarget {
+                addr: TargetAddr { ip: *sa.ip(), port: sa.port() },
+                alive: t.alive.unwrap_or(true),
+                weight: t.weight.unwrap_or(1),
+            });
+        }
+        if !g.cache.is_empty() {
+            if g.cache.len() > pias_dataplane::jap_cache::MAX_CACHED_JAPS {
+                return Err(bad(&key("cache"), &format!("at most {} JAPs", pias_dataplane::jap_cache::MAX_CACHED_JAPS), &g.cache.len()));
+            }
+            cache.push((group, g.cache.iter().map(|&p| ProxyId(p)).collect()));
+        }
+        state.groups.push(spec);
+    }
+    if let Err(e) = Tables::build(&state) {
+        let msg = e.to_string();
+        let (k, rest) = match msg.split_once(": ") {
+            Some((k, rest)) if k.starts_with("groups") || k.starts_with("proxies") || k.starts_with("rtt") => (format!("pias.{k}"), rest.to_string()),
+            _ => ("pias".to_string(), msg.clone()),
+        };
+        return Err(ConfigError::Invalid { file: file.to_path_buf(), key: k, expected: "consistent PIAS tables".into(), found: rest });
+    }
+    for (g, japs) in &cache {
+        for j in japs {
+            if !state.proxies.iter().any(|p| p.id == *j) {
+                return Err(bad("pias.groups[].cache", "known proxy ids", &format!("{} in the cache of {g}", j.0)));
+            }
+        }
+    }
+
+    let mut path = PathConfig::default();
+    if let Some(t) = &raw.tunnel {
+        path.tunnel_mtu = t.mtu.unwrap_or(path.tunnel_mtu);
+        if !(576..=9000).contains(&path.tunnel_mtu) {
+            return Err(bad("pias.tunnel.mtu", "an MTU between 576 and 9000", &path.tunnel_mtu));
+        }
+        path.mss_clamp = t.mss_clamp.unwrap_or(true);
+        path.tunnel_ttl = t.ttl.unwrap_or(64);
+        if path.tunnel_ttl == 0 {
+            return Err(bad("pias.tunnel.ttl", "a TTL of 1..=255", &0));
+        }
+    }
+    if let Some(p) = raw.control_port {
+        if p == 0 {
+            return Err(bad("pias.control_port", "a UDP port 1..=65535", &p));
+        }
+        path.control_port = p;
+    }
+    let nat = raw.nat.as_ref();
+    let ports_s = nat.and_then(|n| n.ports.clone()).unwrap_or_else(|| "1024-65535".into());
+    let range = ports_s
+        .split_once('-')
+        .and_then(|(a, b)| Some(PortRange { lo: a.trim().parse().ok()?, hi: b.trim().parse().ok()? }))
+        .filter(|r| r.lo >= 1 && r.lo <= r.hi && usize::from(r.hi - r.lo) + 1 >= usize::from(workers))
+        .ok_or_else(|| bad("pias.nat.ports", &format!("a range lo-hi within 1-65535 with at least {workers} ports (one per worker)"), &ports_s))?;
+    let max_flows = nat.and_then(|n| n.max_flows).unwrap_or(1 << 20);
+    if !(1..=pias_dataplane::nat::MAX_FLOWS_LIMIT).contains(&max_flows) {
+        return Err(bad("pias.nat.max_flows", &format!("1..={} flows per worker", pias_dataplane::nat::MAX_FLOWS_LIMIT), &max_flows));
+    }
+    let udp = nat.and_then(|n| n.udp_idle_s).unwrap_or(300);
+    if udp < 120 {
+        return Err(bad("pias.nat.udp_idle_s", "at least 120 seconds (RFC 4787 REQ-5)", &udp));
+    }
+    let est = nat.and_then(|n| n.tcp_established_s).unwrap_or(7440);
+    if est < 7440 {
+        return Err(bad("pias.nat.tcp_established_s", "at least 7440 seconds (RFC 5382 REQ-5)", &est));
+    }
+    let tra = nat.and_then(|n| n.tcp_transitory_s).unwrap_or(240);
+    if tra < 240 {
+        return Err(bad("pias.nat.tcp_transitory_s", "at least 240 seconds (RFC 5382 REQ-5)", &tra));
+    }
+    Ok(PiasConfig {
+        state,
+        cache,
+        path,
+        nat_ports: range,
+        nat_max_flows: max_flows,
+        nat_udp_idle_s: udp,
+        nat_tcp_established_s: est,
+        nat_tcp_transitory_s: tra,
+    })
 }
 
 /// The DPDK name of the exception tap of port `i`.

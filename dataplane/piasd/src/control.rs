@@ -91,6 +91,11 @@ impl WorkerLink {
 
 #[derive(Default)]
 struct Own {
+    iap_misses: u64,
+    rap_choices: u64,
+    jap_no_target: u64,
+    target_silent: u64,
+    control_datagrams: u64,
     arp_replied: u64,
     arp_requests_sent: u64,
     arp_learned: u64,
@@ -136,6 +141,9 @@ impl ControlCore {
             for n in &p.neighbours {
                 resolver.want(i as u16, *n);
             }
+            for &(ip, mac) in &p.static_neighbours {
+                resolver.pin(i as u16, ip, mac);
+            }
         }
         ControlCore { cfg, ports, workers, local, pool, resolver, own: Own::default(), status, started: Instant::now() }
     }
@@ -162,9 +170,7 @@ impl ControlCore {
                 }
                 while let Some(up) = self.workers[w].up.pop() {
                     work += 1;
-                    match up {
-                        Up::Retired(d) => drop(d),
-                    }
+                    self.event(up);
                 }
             }
             for p in 0..self.ports.len() {
@@ -194,6 +200,19 @@ impl ControlCore {
             if work == 0 {
                 std::thread::sleep(IDLE);
             }
+        }
+    }
+
+    /// An event from a worker. Until the control plane is driven from here
+    /// (it will send RAP queries, JAP lists and invalidations), events are
+    /// counted so operators see the PIAS path's demand.
+    fn event(&mut self, up: Up) {
+        match up {
+            Up::Retired(d) => drop(d),
+            Up::IapMiss { .. } => self.own.iap_misses += 1,
+            Up::RapChose { .. } => self.own.rap_choices += 1,
+            Up::JapNoTarget { .. } => self.own.jap_no_target += 1,
+            Up::TargetSilent { .. } => self.own.target_silent += 1,
         }
     }
 
@@ -232,10 +251,26 @@ impl ControlCore {
             self.own.drops.bump(DropReason::ControlRejected);
             return;
         };
-        match local::arp_facts(m.data()) {
-            Some(a) => self.arp(pi, a, m),
-            None => self.write_kernel(pi, m),
+        if let Some(a) = local::arp_facts(m.data()) {
+            return self.arp(pi, a, m);
         }
+        if self.is_control_datagram(m.data()) {
+            // The control plane is not driven from piasd yet: counted.
+            self.own.control_datagrams += 1;
+            return;
+        }
+        self.write_kernel(pi, m)
+    }
+
+    fn is_control_datagram(&self, f: &[u8]) -> bool {
+        let port = self.cfg.pias.path.control_port;
+        f.len() >= 14 + 20 + 8
+            && f[12..14] == [0x08, 0x00]
+            && f[14 + 9] == 17
+            && {
+                let ihl = usize::from(f[14] & 0x0f) * 4;
+                f.len() >= 14 + ihl + 4 && u16::from_be_bytes([f[14 + ihl + 2], f[14 + ihl + 3]]) == port
+            }
     }
 
     fn arp(&mut self, pi: usize, a: local::ArpFacts, mut m: Mbuf) {
@@ -414,6 +449,14 @@ impl ControlCore {
                 echo_replied: c.echo_replied,
                 loops: c.loops,
                 drops: labels(&c.drops),
+                handoff_in: c.handoff_in,
+                handoff_out: c.handoff_out,
+                nat_flows: c.nat_flows,
+                path: pias_dataplane::pipeline::PathStats::NAMES
+                    .iter()
+                    .zip(c.path.values())
+                    .map(|(n, v)| (n.to_string(), v))
+                    .collect(),
             })
             .collect();
         let neighbours = self
@@ -436,6 +479,11 @@ impl ControlCore {
                 to_kernel: self.own.to_kernel,
                 from_kernel: self.own.from_kernel,
                 drops: labels(&self.own.drops),
+                iap_misses: self.own.iap_misses,
+                rap_choices: self.own.rap_choices,
+                jap_no_target: self.own.jap_no_target,
+                target_silent: self.own.target_silent,
+                control_datagrams: self.own.control_datagrams,
             },
             drops: labels(&drops),
             neighbours,

@@ -74,6 +74,18 @@ pub struct WorkerStatus {
     pub loops: u64,
     /// Drops by reason (non-zero only).
     pub drops: BTreeMap<String, u64>,
+    /// Packets received from other workers.
+    #[serde(default)]
+    pub handoff_in: u64,
+    /// Packets handed to their owning worker.
+    #[serde(default)]
+    pub handoff_out: u64,
+    /// Live NAT flows.
+    #[serde(default)]
+    pub nat_flows: u64,
+    /// PIAS path counters (segment by segment).
+    #[serde(default)]
+    pub path: BTreeMap<String, u64>,
 }
 
 /// The control core's own counters.
@@ -91,6 +103,21 @@ pub struct ControlStatus {
     pub from_kernel: u64,
     /// Control-core drops by reason (non-zero only).
     pub drops: BTreeMap<String, u64>,
+    /// IAP cache misses reported by workers.
+    #[serde(default)]
+    pub iap_misses: u64,
+    /// RAP choices reported by workers (JAP lists to send).
+    #[serde(default)]
+    pub rap_choices: u64,
+    /// JAP-without-target events (invalidations to send).
+    #[serde(default)]
+    pub jap_no_target: u64,
+    /// Targets seen silent by passive health checks.
+    #[serde(default)]
+    pub target_silent: u64,
+    /// PIAS control datagrams received.
+    #[serde(default)]
+    pub control_datagrams: u64,
 }
 
 /// A resolved neighbour.

@@ -43,6 +43,13 @@ pub fn export(st: &Status) {
         counter!("pias_worker_punted_total", &l).absolute(w.punted);
         counter!("pias_worker_echo_replied_total", &l).absolute(w.echo_replied);
         counter!("pias_worker_loops_total", &l).absolute(w.loops);
+        counter!("pias_worker_handoff_in_total", &l).absolute(w.handoff_in);
+        counter!("pias_worker_handoff_out_total", &l).absolute(w.handoff_out);
+        gauge!("pias_worker_nat_flows", &l).set(w.nat_flows as f64);
+        for (name, v) in &w.path {
+            let l = [("worker", w.index.to_string()), ("stage", name.clone())];
+            counter!("pias_path_packets_total", &l).absolute(*v);
+        }
         for (reason, v) in &w.drops {
             let l = [("worker", w.index.to_string()), ("reason", reason.clone())];
             counter!("pias_worker_drops_total", &l).absolute(*v);
@@ -53,6 +60,10 @@ pub fn export(st: &Status) {
     counter!("pias_control_arp_requests_sent_total").absolute(c.arp_requests_sent);
     counter!("pias_control_to_kernel_total").absolute(c.to_kernel);
     counter!("pias_control_from_kernel_total").absolute(c.from_kernel);
+    counter!("pias_control_iap_misses_total").absolute(c.iap_misses);
+    counter!("pias_control_rap_choices_total").absolute(c.rap_choices);
+    counter!("pias_control_jap_no_target_total").absolute(c.jap_no_target);
+    counter!("pias_control_datagrams_total").absolute(c.control_datagrams);
     for (reason, v) in &c.drops {
         counter!("pias_control_drops_total", "reason" => reason.clone()).absolute(*v);
     }

@@ -7,8 +7,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crossbeam::queue::ArrayQueue;
+use pias_dataplane::flow::NatPorts;
 use pias_dataplane::iface::QUEUE_DEPTH;
+use pias_dataplane::jap_cache::{JapCache, DEFAULT_CACHE_ENTRIES};
 use pias_dataplane::local::{LocalAddrs, PortAddrs};
+use pias_dataplane::nat::{NatConfig, NatTable, SECOND};
+use pias_dataplane::pipeline::Path;
+use pias_dataplane::tables::Tables;
 use pias_dpdk::{Eal, Mempool, Port, PortConf, Ring};
 
 use crate::config::{tap_device_name, Config};
@@ -16,7 +21,7 @@ use crate::control::{ControlCore, ControlPort, Tap, WorkerLink};
 use crate::ctl::{self, Status};
 use crate::exception;
 use crate::stats::WorkerStats;
-use crate::worker::{Worker, WorkerPort};
+use crate::worker::{Clock, Worker, WorkerPort};
 
 /// Why piasd could not run.
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +55,8 @@ const DATA_ROOM: u16 = 2048 + 128;
 const PUNT_RING: u32 = 1024;
 /// Transmit ring slots per port (control core → worker 0).
 const XMIT_RING: u32 = 1024;
+/// Handoff ring slots per ordered pair of workers.
+const HANDOFF_RING: u32 = 2048;
 
 /// Runs piasd with `cfg` until `term` is set. Returns Ok when shutdown was
 /// clean (every mbuf back in the pool).
@@ -146,15 +153,65 @@ pub fn run(cfg: Config, term: Arc<AtomicBool>) -> Result<(), RunError> {
             setup.rss,
             pc.exception_tap
         );
-        addrs.push(PortAddrs { mac, ip: pc.address.addr, subnet: pc.address, exception: tap.is_some() });
+        addrs.push(PortAddrs { mac, ip: pc.address.addr, subnet: pc.address, gateway: pc.gateway, exception: tap.is_some() });
         ctl_ports.push(ControlPort::new(port, xmit, pc.clone(), mac, info.driver.clone(), setup.rss, tap));
     }
     let local = Arc::new(LocalAddrs { ports: addrs, anycast: cfg.anycast.clone() });
+    let port_ids: Vec<u16> = ctl_ports.iter().map(|p| p.port.id()).collect();
+
+    // The forwarding tables (checked when the config was read) and the
+    // NAT port split.
+    let tables = Arc::new(Tables::build(&cfg.pias.state).map_err(|e| RunError::Setup(format!("tables: {e}")))?);
+    let nat_ports = NatPorts::new(cfg.pias.nat_ports, nw as u16).map_err(|e| RunError::Config {
+        file: file.clone(),
+        key: "pias.nat.ports".into(),
+        msg: e.to_string(),
+    })?;
+
+    // Handoff rings: one SPSC ring per ordered pair of workers.
+    let mut handoff: Vec<Vec<Option<Ring>>> = Vec::with_capacity(nw);
+    for from in 0..nw {
+        let mut row = Vec::with_capacity(nw);
+        for to in 0..nw {
+            row.push(if from == to {
+                None
+            } else {
+                Some(Ring::new(&format!("pias_h{from}_{to}"), HANDOFF_RING, true, true).map_err(|e| RunError::Setup(e.to_string()))?)
+            });
+        }
+        handoff.push(row);
+    }
 
     // Rings and queues, then the workers.
     let stop = Arc::new(AtomicBool::new(false));
     let mut links = Vec::with_capacity(nw);
     for (w, ports) in worker_ports.into_iter().enumerate() {
+        let range = nat_ports.range_of(w as u16).ok_or_else(|| RunError::Setup(format!("no NAT ports for worker {w}")))?;
+        let nat = NatTable::new(NatConfig {
+            udp_idle: cfg.pias.nat_udp_idle_s * SECOND,
+            tcp_established: cfg.pias.nat_tcp_established_s * SECOND,
+            tcp_transitory: cfg.pias.nat_tcp_transitory_s * SECOND,
+            max_flows: cfg.pias.nat_max_flows,
+            ports: range,
+            ..NatConfig::default()
+        })
+        .map_err(|e| RunError::Config { file: file.clone(), key: "pias.nat".into(), msg: e.to_string() })?;
+        let mut path = Path::new(
+            w as u16,
+            nw as u16,
+            cfg.pias.path,
+            local.clone(),
+            tables.clone(),
+            JapCache::new(DEFAULT_CACHE_ENTRIES),
+            nat,
+            nat_ports,
+        );
+        // Static IAP cache pins live as long as the process.
+        for (g, japs) in &cfg.pias.cache {
+            path.cache.fill(*g, japs, u64::MAX / 4, 0);
+        }
+        let handoff_out = handoff[w].clone();
+        let handoff_in: Vec<Ring> = (0..nw).filter(|&f| f != w).filter_map(|f| handoff[f][w].clone()).collect();
         let punt = Ring::new(&format!("pias_punt{w}"), PUNT_RING, true, true).map_err(|e| RunError::Setup(e.to_string()))?;
         let down = Arc::new(ArrayQueue::new(QUEUE_DEPTH));
         let up = Arc::new(ArrayQueue::new(QUEUE_DEPTH));
@@ -162,7 +219,11 @@ pub fn run(cfg: Config, term: Arc<AtomicBool>) -> Result<(), RunError> {
         let worker = Worker {
             index: w,
             ports,
-            local: local.clone(),
+            port_ids: port_ids.clone(),
+            path,
+            handoff_out,
+            handoff_in,
+            clock: Clock::new(),
             punt: punt.clone(),
             xmit: if w == 0 { xmit_rings.clone() } else { Vec::new() },
             down: down.clone(),
@@ -224,6 +285,7 @@ pub fn run(cfg: Config, term: Arc<AtomicBool>) -> Result<(), RunError> {
         }
     }
     drop(xmit_rings);
+    drop(handoff);
     let in_use = pool.in_use_count();
     log::info!("mempool: {in_use} of {} mbufs in use at exit", pool.size());
     drop(pool);

@@ -11,6 +11,7 @@
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use crossbeam::utils::CachePadded;
+use pias_dataplane::pipeline::PathStats;
 use pias_dataplane::reason::{DropCounts, DropReason, DROP_REASONS};
 
 use crate::config::MAX_PORTS;
@@ -34,6 +35,16 @@ pub struct Counters {
     pub loops: u64,
     /// Drops by reason.
     pub drops: DropCounts,
+    /// Packets received from other workers (their flows are ours).
+    pub handoff_in: u64,
+    /// Packets handed to their owning worker.
+    pub handoff_out: u64,
+    /// Events that did not fit in the up queue.
+    pub events_lost: u64,
+    /// Live NAT flows.
+    pub nat_flows: u64,
+    /// The PIAS path's counters.
+    pub path: PathStats,
 }
 
 impl Counters {
@@ -60,6 +71,8 @@ struct Published {
     echo_replied: AtomicU64,
     loops: AtomicU64,
     drops: [AtomicU64; DROP_REASONS],
+    misc: [AtomicU64; 4],
+    path: [AtomicU64; PathStats::COUNT],
 }
 
 impl Default for WorkerStats {
@@ -74,6 +87,8 @@ impl Default for WorkerStats {
                 echo_replied: AtomicU64::new(0),
                 loops: AtomicU64::new(0),
                 drops: std::array::from_fn(|_| AtomicU64::new(0)),
+                misc: Default::default(),
+                path: std::array::from_fn(|_| AtomicU64::new(0)),
             }),
         }
     }
@@ -101,6 +116,8 @@ impl WorkerStats {
         p.echo_replied.store(c.echo_replied, Relaxed);
         p.loops.store(c.loops, Relaxed);
         store_all(&p.drops, &c.drops.0);
+        store_all(&p.misc, &[c.handoff_in, c.handoff_out, c.events_lost, c.nat_flows]);
+        store_all(&p.path, &c.path.values());
     }
 
     /// A copy of the last published totals.
@@ -115,6 +132,11 @@ impl WorkerStats {
             echo_replied: p.echo_replied.load(Relaxed),
             loops: p.loops.load(Relaxed),
             drops: DropCounts(load_all(&p.drops)),
+            handoff_in: p.misc[0].load(Relaxed),
+            handoff_out: p.misc[1].load(Relaxed),
+            events_lost: p.misc[2].load(Relaxed),
+            nat_flows: p.misc[3].load(Relaxed),
+            path: PathStats::from_values(load_all(&p.path)),
         }
     }
 }

@@ -1,26 +1,32 @@
 //! The worker: one poll-mode lcore that owns RX and TX queue `i` of every
-//! port and runs `rx_burst → classify → act → tx_burst` with no locks, no
-//! allocation and no syscalls (DESIGN.md §2).
+//! port and runs `rx_burst → classify → PIAS stage → tx_burst` with no
+//! locks, no allocation and no syscalls (DESIGN.md §2).
 //!
-//! What a worker may touch: its own queues, its own bursts and counters,
-//! the immutable [`LocalAddrs`], its current neighbour snapshot (replaced
-//! only from its down queue), and the lock-free rings/queues to the control
-//! core. Everything it allocates at start it frees when it returns.
+//! What a worker may touch: its own queues, bursts, counters and
+//! [`Path`] (NAT table, JAP cache, table snapshots — replaced only from its
+//! down queue), and the lock-free rings to the control core and to the other
+//! workers. A packet that belongs to another worker (its flow's NAT state
+//! lives there) is handed over unmodified on the per-pair SPSC ring and
+//! processed there from scratch.
 
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 
 use crossbeam::queue::ArrayQueue;
 use pias_dataplane::iface::{Down, Up};
-use pias_dataplane::local::{self, LocalAddrs, Verdict};
-use pias_dataplane::neighbour::Neighbours;
+use pias_dataplane::neighbour::Nanos;
+use pias_dataplane::packet::PacketBuf;
+use pias_dataplane::pipeline::{Action, Path};
 use pias_dataplane::reason::DropReason;
-use pias_dpdk::{Burst32, Ring, RxQueue, TxQueue};
+use pias_dpdk::{Burst32, Mbuf, Ring, RxQueue, TxQueue};
 
+use crate::config::MAX_PORTS;
 use crate::stats::{Counters, WorkerStats};
 
 /// Iterations between publications of the counters.
 const PUBLISH_EVERY: u64 = 1024;
+/// NAT entries examined for expiry per iteration (amortised, bounded).
+const EXPIRE_BUDGET: usize = 64;
 
 /// One port as a worker sees it: its own queue pair.
 pub struct WorkerPort {
@@ -30,14 +36,73 @@ pub struct WorkerPort {
     pub tx: TxQueue,
 }
 
+/// An mbuf seen through the packet logic's buffer trait.
+struct Pkt<'a>(&'a mut Mbuf);
+
+impl PacketBuf for Pkt<'_> {
+    #[inline]
+    fn data(&self) -> &[u8] {
+        self.0.data()
+    }
+    #[inline]
+    fn data_mut(&mut self) -> &mut [u8] {
+        self.0.data_mut()
+    }
+    #[inline]
+    fn prepend(&mut self, n: usize) -> bool {
+        self.0.prepend(n).is_ok()
+    }
+    #[inline]
+    fn adj(&mut self, n: usize) -> bool {
+        self.0.adj(n).is_ok()
+    }
+    #[inline]
+    fn trim(&mut self, n: usize) -> bool {
+        self.0.trim(n).is_ok()
+    }
+    #[inline]
+    fn append(&mut self, n: usize) -> bool {
+        self.0.append(n).is_ok()
+    }
+}
+
+/// Nanoseconds from the TSC, without a syscall.
+#[derive(Clone, Copy)]
+pub struct Clock {
+    hz: u64,
+    t0: u64,
+}
+
+impl Clock {
+    /// A clock starting now.
+    pub fn new() -> Clock {
+        Clock { hz: pias_dpdk::tsc_hz().max(1), t0: pias_dpdk::tsc() }
+    }
+
+    /// Nanoseconds since the clock was made.
+    #[inline]
+    pub fn now(&self) -> Nanos {
+        let d = pias_dpdk::tsc().wrapping_sub(self.t0) as u128;
+        (d * 1_000_000_000 / self.hz as u128) as Nanos
+    }
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Clock::new()
+    }
+}
+
 /// Everything a worker owns; moved onto its lcore at launch.
 pub struct Worker {
     /// Worker index (= queue index).
     pub index: usize,
     /// Queue pairs, indexed like the config's ports.
     pub ports: Vec<WorkerPort>,
-    /// Our addresses.
-    pub local: Arc<LocalAddrs>,
+    /// DPDK port id → config index (for handed-over packets).
+    pub port_ids: Vec<u16>,
+    /// The packet path: tables, NAT, cache, counters.
+    pub path: Path,
     /// Packets for the control core (single producer: this worker).
     pub punt: Ring,
     /// Frames the control core asks this worker to send, one ring per port
@@ -45,6 +110,10 @@ pub struct Worker {
     /// worker 0 has them; the control core owns no TX queue, so a port needs
     /// exactly one queue pair per worker.
     pub xmit: Vec<Ring>,
+    /// Handoff rings to each worker (`None` for itself); SPSC per pair.
+    pub handoff_out: Vec<Option<Ring>>,
+    /// Handoff rings from each other worker.
+    pub handoff_in: Vec<Ring>,
     /// Table changes from the control core.
     pub down: Arc<ArrayQueue<Down>>,
     /// Events to the control core.
@@ -55,27 +124,53 @@ pub struct Worker {
     pub stop: Arc<AtomicBool>,
     /// Sleep after an iteration that received nothing (0: pure polling).
     pub idle_sleep_us: u32,
+    /// The clock.
+    pub clock: Clock,
+}
+
+/// The bursts a worker fills while processing one batch.
+struct Out {
+    tx: Vec<Burst32>,
+    punt: Burst32,
+    handoff: Vec<Burst32>,
 }
 
 impl Worker {
     /// The poll loop. Returns 0 when stopped.
     pub fn run(mut self) -> i32 {
         let mut c = Counters::default();
-        let mut neigh: Arc<Neighbours> = Arc::new(Neighbours::default());
+        let np = self.ports.len().min(MAX_PORTS);
+        let nw = self.handoff_out.len();
         let mut rx = Burst32::new();
-        let mut tx = Burst32::new();
-        let mut punt = Burst32::new();
-        log::info!("worker {} polling {} port(s)", self.index, self.ports.len());
-
+        let mut out = Out {
+            tx: (0..np).map(|_| Burst32::new()).collect(),
+            punt: Burst32::new(),
+            handoff: (0..nw).map(|_| Burst32::new()).collect(),
+        };
+        log::info!("worker {} polling {} port(s)", self.index, np);
         let idle = std::time::Duration::from_micros(u64::from(self.idle_sleep_us));
+
         while !self.stop.load(Relaxed) {
-            self.apply_down(&mut neigh);
+            let now = self.clock.now();
+            self.apply_down(now);
             let mut got = 0;
-            for (pi, port) in self.ports.iter_mut().enumerate() {
-                if let Some(x) = self.xmit.get(pi) {
-                    got += x.dequeue_burst(&mut tx);
+
+            // Packets other workers found to be ours.
+            for r in 0..self.handoff_in.len() {
+                let n = self.handoff_in[r].dequeue_burst(&mut rx);
+                got += n;
+                for mut m in rx.drain() {
+                    c.handoff_in += 1;
+                    let port = self.port_ids.iter().position(|&id| id == m.port()).unwrap_or(0);
+                    let a = self.path.process(&mut Pkt(&mut m), port, now);
+                    self.place(m, a, &mut c, &mut out);
                 }
-                let n = port.rx.burst(&mut rx);
+            }
+            for pi in 0..np {
+                if let Some(x) = self.xmit.get(pi) {
+                    got += x.dequeue_burst(&mut out.tx[pi]);
+                }
+                let n = self.ports[pi].rx.burst(&mut rx);
                 got += n;
                 c.rx[pi] += n as u64;
                 for mut m in rx.drain() {
@@ -84,44 +179,22 @@ impl Worker {
                         c.drop(DropReason::MultiSegment);
                         continue;
                     }
-                    match local::process(m.data_mut(), pi, &self.local) {
-                        Verdict::Reply => {
-                            c.echo_replied += 1;
-                            if let Err(m) = tx.push(m) {
-                                drop(m);
-                                c.drop(DropReason::TxFull);
-                            }
-                        }
-                        Verdict::Punt(_) => {
-                            if let Err(m) = punt.push(m) {
-                                drop(m);
-                                c.drop(DropReason::PuntRingFull);
-                            }
-                        }
-                        Verdict::Drop(r) => c.drop(r),
-                    }
-                }
-                if !tx.is_empty() {
-                    let bytes: u64 = tx.iter().map(|m| m.len() as u64).sum();
-                    let sent = port.tx.burst(&mut tx);
-                    let unsent: u64 = tx.iter().map(|m| m.len() as u64).sum();
-                    c.tx[pi] += sent as u64;
-                    c.tx_bytes[pi] += bytes - unsent;
-                    for _ in 0..tx.len() {
-                        c.drop(DropReason::TxFull);
-                    }
-                    tx.clear();
-                }
-                if !punt.is_empty() {
-                    c.punted += self.punt.enqueue_burst(&mut punt) as u64;
-                    for _ in 0..punt.len() {
-                        c.drop(DropReason::PuntRingFull);
-                    }
-                    punt.clear();
+                    let a = self.path.process(&mut Pkt(&mut m), pi, now);
+                    self.place(m, a, &mut c, &mut out);
                 }
             }
+            self.flush(&mut c, &mut out);
+            for e in self.path.events.drain() {
+                if self.up.push(e).is_err() {
+                    c.events_lost += 1;
+                }
+            }
+            self.path.nat.expire(now, EXPIRE_BUDGET);
             c.loops += 1;
             if c.loops % PUBLISH_EVERY == 0 {
+                c.path = self.path.stats.clone();
+                c.echo_replied = c.path.echo_replied;
+                c.nat_flows = self.path.nat.len() as u64;
                 self.stats.publish(&c);
             }
             if got == 0 && !idle.is_zero() {
@@ -130,24 +203,131 @@ impl Worker {
                 std::thread::sleep(idle);
             }
         }
+        c.path = self.path.stats.clone();
+        c.echo_replied = c.path.echo_replied;
+        c.nat_flows = self.path.nat.len() as u64;
         self.stats.publish(&c);
         log::info!("worker {} stopped after {} iterations", self.index, c.loops);
         0
     }
 
-    /// Applies every pending table change (top of each iteration).
+    /// Puts a processed packet where its action sends it; a full burst is
+    /// flushed first, so nothing is dropped for lack of burst room.
     #[inline]
-    fn apply_down(&mut self, neigh: &mut Arc<Neighbours>) {
-        while let Some(d) = self.down.pop() {
-            match d {
-                Down::Neighbours(n) => {
-                    let old = std::mem::replace(neigh, n);
-                    // Hand the old snapshot back so the control core frees
-                    // it. If the queue is full it is freed here: rare, and
-                    // still correct.
-                    let _ = self.up.push(Up::Retired(Down::Neighbours(old)));
+    fn place(&mut self, m: Mbuf, a: Action, c: &mut Counters, out: &mut Out) {
+        match a {
+            Action::Tx(p) if p < out.tx.len() => {
+                if out.tx[p].is_full() {
+                    self.flush_tx(p, c, out);
+                }
+                if let Err(m) = out.tx[p].push(m) {
+                    drop(m);
+                    c.drop(DropReason::TxFull);
                 }
             }
+            Action::Tx(_) => c.drop(DropReason::ControlRejected),
+            Action::Punt(_) => {
+                if out.punt.is_full() {
+                    self.flush_punt(c, out);
+                }
+                if let Err(m) = out.punt.push(m) {
+                    drop(m);
+                    c.drop(DropReason::PuntRingFull);
+                }
+            }
+            Action::Drop(r) => c.drop(r),
+            Action::Handoff(w) => {
+                let w = usize::from(w);
+                if w >= out.handoff.len() || self.handoff_out[w].is_none() {
+                    c.drop(DropReason::HandoffRingFull);
+                    return;
+                }
+                if out.handoff[w].is_full() {
+                    self.flush_handoff(w, c, out);
+                }
+                if let Err(m) = out.handoff[w].push(m) {
+                    drop(m);
+                    c.drop(DropReason::HandoffRingFull);
+                }
+            }
+        }
+    }
+
+    fn flush_tx(&mut self, p: usize, c: &mut Counters, out: &mut Out) {
+        let b = &mut out.tx[p];
+        if b.is_empty() {
+            return;
+        }
+        let bytes: u64 = b.iter().map(|m| m.len() as u64).sum();
+        let sent = self.ports[p].tx.burst(b);
+        let unsent: u64 = b.iter().map(|m| m.len() as u64).sum();
+        c.tx[p] += sent as u64;
+        c.tx_bytes[p] += bytes - unsent;
+        for _ in 0..b.len() {
+            c.drop(DropReason::TxFull);
+        }
+        b.clear();
+    }
+
+    fn flush_punt(&mut self, c: &mut Counters, out: &mut Out) {
+        if out.punt.is_empty() {
+            return;
+        }
+        c.punted += self.punt.enqueue_burst(&mut out.punt) as u64;
+        for _ in 0..out.punt.len() {
+            c.drop(DropReason::PuntRingFull);
+        }
+        out.punt.clear();
+    }
+
+    fn flush_handoff(&mut self, w: usize, c: &mut Counters, out: &mut Out) {
+        let b = &mut out.handoff[w];
+        if b.is_empty() {
+            return;
+        }
+        if let Some(r) = &self.handoff_out[w] {
+            c.handoff_out += r.enqueue_burst(b) as u64;
+        }
+        for _ in 0..b.len() {
+            c.drop(DropReason::HandoffRingFull);
+        }
+        b.clear();
+    }
+
+    fn flush(&mut self, c: &mut Counters, out: &mut Out) {
+        for p in 0..out.tx.len() {
+            self.flush_tx(p, c, out);
+        }
+        self.flush_punt(c, out);
+        for w in 0..out.handoff.len() {
+            self.flush_handoff(w, c, out);
+        }
+    }
+
+    /// Applies every pending table change (top of each iteration). A
+    /// replaced snapshot goes back up so the control core frees it.
+    #[inline]
+    fn apply_down(&mut self, now: Nanos) {
+        while let Some(d) = self.down.pop() {
+            let retired = match d {
+                Down::Neighbours(n) => Down::Neighbours(std::mem::replace(&mut self.path.neigh, n)),
+                Down::Tables(t) => Down::Tables(std::mem::replace(&mut self.path.tables, t)),
+                Down::CacheFill { group, japs, ttl } => {
+                    self.path.cache.fill_list(group, japs, ttl, now);
+                    continue;
+                }
+                Down::CacheInvalidate { group, jap } => {
+                    self.path.cache.invalidate(&group, jap);
+                    continue;
+                }
+                Down::ProxyDown(p) => {
+                    self.path.cache.proxy_down(p);
+                    continue;
+                }
+            };
+            // If the queue is full the old snapshot is freed here: rare,
+            // and still correct.
+            let _ = self.up.push(Up::Retired(retired));
         }
     }
 }

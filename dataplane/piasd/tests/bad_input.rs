@@ -32,6 +32,16 @@ fn arp(op: u16, sender: Ipv4Addr, target: Ipv4Addr) -> Vec<u8> {
     f
 }
 
+/// A TCP SYN header (data offset 5); its checksum is not checked here.
+fn tcp_syn() -> Vec<u8> {
+    let mut t = vec![0u8; 20];
+    t[0..2].copy_from_slice(&40000u16.to_be_bytes());
+    t[2..4].copy_from_slice(&22u16.to_be_bytes());
+    t[12] = 0x50;
+    t[13] = 0x02;
+    t
+}
+
 /// (frame, expected drop reason; None = answered).
 fn frames() -> Vec<(Vec<u8>, Option<&'static str>)> {
     let ip = |src, dst, proto, p: &[u8]| ipv4(PCAP_MAC, PEER, src, dst, proto, p);
@@ -45,8 +55,10 @@ fn frames() -> Vec<(Vec<u8>, Option<&'static str>)> {
         (arp(1, CLIENT, Ipv4Addr::new(192, 0, 2, 99)), Some("arp_not_for_us")),
         (arp(9, CLIENT, ME), Some("arp_malformed")),
         (arp(1, CLIENT, ME)[..20].to_vec(), Some("arp_malformed")),
-        (ip(CLIENT, ME, 6, &[0; 20]), Some("no_exception_path")),
-        (ip(CLIENT, AA, 17, &[0; 8]), Some("anycast_no_group")),
+        (ip(CLIENT, ME, 6, &tcp_syn()), Some("no_exception_path")),
+        (ip(CLIENT, AA, 17, &[0x30, 0x39, 0, 53, 0, 8, 0, 0]), Some("anycast_no_group")),
+        (ip(CLIENT, ME, 6, &[0; 20]), Some("l4_malformed")),
+        (ip(CLIENT, AA, 17, &[0x30, 0x39, 0, 53, 0, 0, 0, 0]), Some("l4_malformed")),
         (ip(CLIENT, Ipv4Addr::new(203, 0, 113, 1), 1, &echo_request(1, 1, b"x")), Some("ipv4_not_for_us")),
         (ip(Ipv4Addr::new(255, 255, 255, 255), ME, 1, &echo_request(1, 1, b"x")), Some("ipv4_bad_source")),
         (ip(CLIENT, ME, 1, &[8, 0, 0]), Some("icmp_truncated")),

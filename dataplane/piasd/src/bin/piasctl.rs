@@ -98,11 +98,33 @@ fn status(sock: &Path, json: bool) -> Result<(), String> {
             w.loops
         );
     }
+    println!();
+    println!("{:<7} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>9}", "worker", "iap-cache", "iap->rap", "rap->jap", "jap->tgt", "new-flows", "bounced", "reverse", "handoff", "nat-flows");
+    for w in &s.workers {
+        let g = |k: &str| w.path.get(k).copied().unwrap_or(0);
+        println!(
+            "{:<7} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>9}",
+            w.index,
+            g("iap_cached"),
+            g("iap_to_rap"),
+            g("rap_forwarded"),
+            g("jap_forwarded"),
+            g("jap_new_flows"),
+            g("jap_bounced"),
+            g("reverse"),
+            w.handoff_out,
+            w.nat_flows
+        );
+    }
     let c = &s.control;
     println!();
     println!(
         "control: arp replied {}  arp sent {}  arp learned {}  to kernel {}  from kernel {}",
         c.arp_replied, c.arp_requests_sent, c.arp_learned, c.to_kernel, c.from_kernel
+    );
+    println!(
+        "events: iap misses {}  rap choices {}  jap without target {}  silent targets {}  control datagrams {}",
+        c.iap_misses, c.rap_choices, c.jap_no_target, c.target_silent, c.control_datagrams
     );
     println!("neighbours:");
     for n in &s.neighbours {
