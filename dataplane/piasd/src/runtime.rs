@@ -12,6 +12,7 @@ use pias_dataplane::iface::QUEUE_DEPTH;
 use pias_dataplane::jap_cache::{JapCache, DEFAULT_CACHE_ENTRIES};
 use pias_dataplane::local::{LocalAddrs, PortAddrs};
 use pias_dataplane::nat::{NatConfig, NatTable, SECOND};
+use pias_dataplane::neighbour::{Resolver, ResolverTiming};
 use pias_dataplane::pipeline::Path;
 use pias_dataplane::tables::Tables;
 use pias_dpdk::{Eal, Mempool, Port, PortConf, Ring};
@@ -168,6 +169,17 @@ pub fn run(cfg: Config, term: Arc<AtomicBool>) -> Result<(), RunError> {
         msg: e.to_string(),
     })?;
 
+    // Static ARP entries are known before the first packet: workers start
+    // with them (the control core's resolver republishes them with what it
+    // learns).
+    let mut pins = Resolver::new(ResolverTiming::from_refresh_secs(cfg.arp_refresh_s));
+    for (i, p) in cfg.ports.iter().enumerate() {
+        for &(ip, mac) in &p.static_neighbours {
+            pins.pin(i as u16, ip, mac);
+        }
+    }
+    let initial_neigh = Arc::new(pins.take_snapshot().unwrap_or_default());
+
     // Handoff rings: one SPSC ring per ordered pair of workers.
     let mut handoff: Vec<Vec<Option<Ring>>> = Vec::with_capacity(nw);
     for from in 0..nw {
@@ -206,6 +218,7 @@ pub fn run(cfg: Config, term: Arc<AtomicBool>) -> Result<(), RunError> {
             nat,
             nat_ports,
         );
+        path.neigh = initial_neigh.clone();
         // Static IAP cache pins live as long as the process.
         for (g, japs) in &cfg.pias.cache {
             path.cache.fill(*g, japs, u64::MAX / 4, 0);
