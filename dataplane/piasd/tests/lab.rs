@@ -53,3 +53,11 @@ fn foundation_lab() {
 fn foundation_lab_two_workers() {
     run_lab("foundation.sh", "pias-t2", &[("WORKERS", "2")]);
 }
+
+/// The PIAS path end to end: a real TCP client fetches from a real HTTP
+/// server through three piasd proxies (IAP → RAP → JAP, then IAP → JAP
+/// with the cache pinned); every daemon exits 0 with a full mempool.
+#[test]
+fn pias_path_lab() {
+    run_lab("pias-path.sh", "pias-t3", &[]);
+}
