@@ -1,4 +1,5 @@
-//! The fuzz seed corpus was written from PROTOCOL.md's byte tables (by
+//! The fuzz seed corpus (tests/seeds/, copied into every fuzz target's
+//! corpus by fuzz/seed.sh) was written from PROTOCOL.md's byte tables (by
 //! hand, in Python), not by this crate: every seed datagram must decode,
 //! which checks the specification and the code against each other.
 
@@ -9,7 +10,7 @@ use pias_control::wire::{decode_unauthenticated, MessageType};
 
 #[test]
 fn spec_written_seeds_decode() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/header");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/seeds");
     let mut seen = Vec::new();
     for entry in fs::read_dir(&dir).expect("seed directory") {
         let path = entry.expect("entry").path();
