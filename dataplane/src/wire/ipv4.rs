@@ -866,7 +866,12 @@ pub(crate) mod tests {
                 let incremental = p.checksum();
                 prop_assert!(p.verify_checksum(), "{:?}", change);
                 p.fill_checksum();
-                prop_assert_eq!(incremental, p.checksum(), "{:?}", change);
+                // Equal, except that a change which leaves the header as it
+                // was (decrementing TTL 0) keeps a non-canonical 0xFFFF start
+                // as it is: 0x0000 and 0xFFFF are the same one's complement
+                // zero and both verify.
+                let same_zero = matches!((incremental, p.checksum()), (0xFFFF, 0) | (0, 0xFFFF));
+                prop_assert!(incremental == p.checksum() || same_zero, "{:?}: {:#06x} vs {:#06x}", change, incremental, p.checksum());
             }
         }
 
