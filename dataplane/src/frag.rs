@@ -316,6 +316,19 @@ impl<T> FragTracker<T> {
         &self.counters
     }
 
+    /// Fragments held for `key` (0 when it is not tracked).
+    pub fn held_for(&self, key: &FragKey) -> usize {
+        self.find(key).and_then(|i| self.dgrams.get(i as usize)).map_or(0, |d| usize::from(d.held_count))
+    }
+
+    /// The ports recorded for `key` by its first fragment, if that was seen
+    /// and the datagram is live at `now`. Changes nothing (no accounting):
+    /// a caller uses it to recognise a repeated first fragment.
+    pub fn ports(&self, key: &FragKey, now: Nanos) -> Option<FragPorts> {
+        let d = self.dgrams.get(self.find(key)? as usize)?;
+        (d.used && d.has_ports && !d.dead(now)).then_some(d.ports)
+    }
+
     #[inline]
     fn find(&self, key: &FragKey) -> Option<u32> {
         let dgrams = &self.dgrams;

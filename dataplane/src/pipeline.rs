@@ -20,24 +20,151 @@
 //!
 //! The fast path allocates nothing: events for the control core go into a
 //! fixed buffer the worker drains after each burst.
+//!
+//! # ICMP errors (RFC 5508, RFC 2003 §4, RFC 1812 §4.3.2; CHECKLISTS.md)
+//!
+//! No ICMP message creates, refreshes or ends a NAT mapping: every lookup
+//! here is [`NatTable::peek_forward`] / [`NatTable::peek_reverse`]. An
+//! error with a bad ICMP checksum is dropped (`icmp_bad_checksum`), one
+//! whose quoted packet has no live mapping too (`icmp_error_unmatched`).
+//! Redirects and source quenches are never relayed or translated
+//! (`icmp_not_relayed`); nothing here ever sends an error about an error.
+//!
+//! | arrives | quotes | what happens |
+//! |---|---|---|
+//! | at the JAP's unicast address, from the target or a router between JAP and target | `JAP:q → AT:r` (segment 4) | owner = the worker of `q`; `peek_reverse`; translated for the client: outer `AA → AC`, quote `AC:p → AA:g` |
+//! | at an anycast address (the IAP), from the client or a router on its side | `AA:g → AC:p` (segment 6: our reply) | routed like the flow's traffic by the quoted flow `AC:p → AA:g`: cache or RAP, IP-IP to the JAP (RFC 8899 §4.6.1; Katran and GLB route these by the embedded header). No IAP miss or RAP event is raised for it |
+//! | inside a tunnel at the JAP | `AA:g → AC:p` | owner = the flow's; `peek_forward`; translated for the target: outer `JAP → AT`, quote `AT:r → JAP:q` |
+//! | at any proxy's unicast address, from a router inside a tunnel | our outer `us → proxy`, proto 4 | relayed to the inner packet's source when the quote holds the inner header and 8 bytes (RFC 2003 §4), else `icmp_quote_too_short` |
+//!
+//! Translated errors keep type, code, the next-hop MTU and a parameter
+//! problem's pointer (the quote's layout does not change). Their outer
+//! source is an address of ours — `AA` toward the client, the JAP's
+//! address toward the target — never the router's or the target's: the
+//! target may have an address that must not leak or cannot be routed, and
+//! the proxy must not send packets with sources that are not its own (BCP
+//! 38 filters would drop them). The client matches an error by the quoted
+//! `AC:p → AA:g`, not by the outer source.
+//!
+//! *Next-hop MTU of a translated "fragmentation needed".* It is kept. An
+//! error from the JAP–target path is about the packet the JAP sent there,
+//! which is the client's packet minus nothing: the tunnel header was
+//! removed before it, and the IAP checks the tunnel leg on its own (it
+//! answers `inner MTU = tunnel MTU − 20` itself). The return path JAP →
+//! client is native, with no tunnel overhead to subtract either. So the
+//! client must fit exactly the MTU reported. The same holds toward the
+//! target for an error about our reply (JAP → client is native).
+//!
+//! *Errors from inside a tunnel* (RFC 2003 §4): time exceeded becomes host
+//! unreachable (3/1) — the tunnel is a single hop to the sender;
+//! destination unreachable codes other than 3, 4, 5 become 3/1 (the anycast
+//! destination is ours, RFC 2003's "same network" case); port unreachable
+//! (3/3) and source route failed (3/5) are not relayed; fragmentation
+//! needed (3/4) is relayed with the reported MTU less the 20-byte tunnel
+//! header (a missing or impossible MTU is replaced by RFC 1191's plateau
+//! below the quoted outer length; never below 68); parameter problems
+//! point into the outer header we built and are not relayed. The relayed
+//! error comes from this proxy's address and quotes the inner packet as
+//! far as the router quoted it (at most 548 bytes). No per-tunnel MTU soft
+//! state is kept yet (RFC 2003 §5.1): the sender learns the MTU from the
+//! relayed error.
+//!
+//! *Rate limit* (RFC 1812 §4.3.2.8). Every error the proxy originates —
+//! time exceeded and fragmentation needed at a tunnel entry or exit, and
+//! relayed tunnel errors — takes a token from a per-worker bucket
+//! ([`PathConfig::icmp_errors_per_s`], [`PathConfig::icmp_burst`]); without
+//! one the packet is dropped as `icmp_rate_limited`. Translated errors are
+//! forwarded, not originated, and are not limited.
+//!
+//! # Fragments (RFC 4787 REQ-14; issue 4 item 10)
+//!
+//! The proxy does not reassemble. TCP and UDP fragments are NATed and
+//! tunnelled one by one with the ports of their datagram's first fragment
+//! ([`crate::frag`]: "virtual reassembly"), in order or out of order, both
+//! ways: client → group (at the IAP and the RAP, for the group lookup and
+//! the JAP choice; at the JAP, for the NAT) and target → client (reverse
+//! NAT, e.g. a large DNS answer). A non-first fragment has only its IP
+//! header rewritten (addresses, TTL); the transport checksum lives in the
+//! first fragment, which is rewritten as any packet is. Two trackers per
+//! worker keep datagrams that arrive natively (IAP, reverse NAT) apart
+//! from those inside tunnels (RAP, JAP), so that a datagram passing a
+//! proxy twice (as IAP, then as JAP via the RAP) is not counted twice.
+//!
+//! *Which worker.* Non-first fragments carry no ports, so neither the
+//! flow's owner nor the NAT port's is known from them. Every fragment goes
+//! first to its datagram's tracking worker, [`FragKey::owner`] (a hash of
+//! `(src, dst, proto, IP id)`; the same for all of a datagram's
+//! fragments). There the first fragment records the ports, releases the
+//! fragments held before it, and, when the stage needs flow state (JAP,
+//! reverse NAT) owned elsewhere, is handed to the flow's owner, which
+//! records the ports too; later fragments find the ports at the tracking
+//! worker and follow the same way. So a fragment takes at most two
+//! handoffs (arrival → tracker → flow owner), and the first fragment
+//! reaches the flow owner before the others on the same ring. A worker
+//! tells the path that a packet came from another worker
+//! ([`Path::process_handed_over`]); a handed-over fragment at a worker that
+//! is not its tracker is never handed on (`fragment_unmatched` if it does
+//! not match), so no fragment can circle. IAP and RAP work needs no flow
+//! state and runs on the tracking worker.
+//!
+//! *Out of order.* A non-first fragment whose first fragment the tracking
+//! worker has not seen yields [`Action::Hold`]: the worker gives the packet
+//! to [`Path::hold`]. When the first fragment arrives, the held fragments
+//! come back from [`Path::next_released`] (with their port) and the worker
+//! runs them through [`Path::process`] at once; the path remembers their
+//! ports for that call. Held fragments whose first fragment does not come
+//! within [`crate::frag::FragConfig::timeout`] come back from
+//! [`Path::expire_fragments`] to be freed (`fragment_expired`).
+//!
+//! *What is dropped, each counted:* a fragment that cannot be held (caps:
+//! `fragment_hold_refused`), a first fragment when the tracker is full
+//! (`fragment_tracker_full`), a repeated first fragment at the tracking
+//! worker (`fragment_duplicate`), a non-first fragment of a flow with no
+//! NAT mapping or arriving unmatched at a flow owner
+//! (`fragment_unmatched`; a non-first fragment never creates a mapping),
+//! held fragments past their time (`fragment_expired`). A first TCP
+//! fragment too short for the TCP header is `l4_malformed` (RFC 1858's
+//! tiny fragments). Fragments of other protocols to an anycast address are
+//! dropped as before. Fragments to our unicast address that are not NAT
+//! replies follow their first fragment to the exception path.
+//!
+//! *Not handled:* a fragment (or any packet without DF) that does not fit
+//! the tunnel with its 20-byte header is tunnelled oversize, as before;
+//! splitting it would need a second buffer from the worker.
+//!
+//! # What the worker does
+//!
+//! Per packet from RX: `a = path.process(pkt, port, now)`; per packet from
+//! a handoff ring: `a = path.process_handed_over(pkt, port, now)`. Then by
+//! `a`: `Tx(p)` send on port `p`; `Punt` to the control core; `Drop(r)`
+//! free and count `r`; `Handoff(w)` onto the ring to worker `w`; `Hold`:
+//! `path.hold(mbuf, now)`, and if that gives the mbuf back, free it and
+//! count `fragment_hold_refused`. After each packet (at the latest after
+//! each burst): `while let Some((m, port)) = path.next_released()` run `m`
+//! through `path.process(m, port, now)` and act on the result as above.
+//! Once per poll iteration, beside the NAT's expiry:
+//! `path.expire_fragments(now, budget, |m| free m, count fragment_expired)`;
+//! at shutdown `path.clear_fragments(..)`. The held packet type is the
+//! path's type parameter `H` (`Path<Mbuf>` in piasd).
 
 use core::net::Ipv4Addr;
 use std::sync::Arc;
 
 use crate::flow::{self, FlowKey, NatPorts};
-use crate::forward::{self, IcmpError, ETH_LEN};
+use crate::forward::{self, ErrorRewrite, IcmpError, Relay, ETH_LEN};
+use crate::frag::{FragConfig, FragCounters, FragKey, FragMeta, FragPorts, FragTracker};
 use crate::iface::{Punt, Up};
 use crate::jap_cache::JapCache;
 use crate::local::{self, Class, LocalAddrs, Verdict};
 use crate::nat::{NatError, NatTable};
 use crate::neighbour::{Mac, Nanos, Neighbours};
-use crate::packet::PacketBuf;
+use crate::packet::{PacketBuf, VecBuf};
 use crate::reason::DropReason;
 use crate::select::{self, client_hash};
 use crate::tables::{GroupEntry, Tables};
-use crate::types::{GroupAddr, ProxyId, TargetAddr};
+use crate::types::{ClusterId, GroupAddr, ProxyId, TargetAddr};
 use crate::wire::ipip::{DfPolicy, EncapParams, OUTER_HEADER_LEN};
-use crate::wire::{IpProtocol, Ipv4Packet, TcpFlags, TcpPacket, UdpPacket};
+use crate::wire::{checksum, Error as WireError, Icmpv4Packet, IpProtocol, Ipv4Packet, TcpFlags, TcpPacket, UdpPacket};
 
 /// Settings of the packet path.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,6 +179,13 @@ pub struct PathConfig {
     pub control_port: u16,
     /// Lifetime of IAP cache entries filled from the RAP's answer.
     pub cache_ttl: Nanos,
+    /// ICMP errors one worker may originate per second, on average (RFC
+    /// 1812 §4.3.2.8); 0 sends none.
+    pub icmp_errors_per_s: u32,
+    /// How many of them may go out back to back.
+    pub icmp_burst: u32,
+    /// Limits of each of the worker's two fragment trackers.
+    pub frag: FragConfig,
 }
 
 impl Default for PathConfig {
@@ -62,6 +196,10 @@ impl Default for PathConfig {
             tunnel_ttl: 64,
             control_port: 7450,
             cache_ttl: 3600 * 1_000_000_000,
+            // Linux's defaults: icmp_msgs_per_sec 1000, icmp_msgs_burst 50.
+            icmp_errors_per_s: 1000,
+            icmp_burst: 50,
+            frag: FragConfig::default(),
         }
     }
 }
@@ -88,8 +226,14 @@ pub enum Action {
     Punt(Punt),
     /// Drop and count.
     Drop(DropReason),
-    /// Belongs to another worker: hand it over unmodified.
+    /// Belongs to another worker: hand it over unmodified (the receiver
+    /// runs it through [`Path::process_handed_over`]).
     Handoff(u16),
+    /// An IPv4 fragment that came before its datagram's first fragment:
+    /// give the packet, unmodified, to [`Path::hold`]. It comes back from
+    /// [`Path::next_released`] when the first fragment arrives, or from
+    /// [`Path::expire_fragments`] when it does not.
+    Hold,
 }
 
 /// Per-worker path counters (plain integers; the worker publishes them).
@@ -117,11 +261,22 @@ pub struct PathStats {
     pub events_lost: u64,
     /// ICMP echo requests to our addresses answered.
     pub echo_replied: u64,
+    /// ICMP errors about NAT'd flows translated (RFC 5508) toward the
+    /// client or the target.
+    pub icmp_translated: u64,
+    /// ICMP errors about our replies tunnelled toward the flow's JAP.
+    pub icmp_tunnelled: u64,
+    /// ICMP errors from inside a tunnel relayed to the original sender.
+    pub icmp_relayed: u64,
+    /// Out-of-order fragments held.
+    pub frag_held: u64,
+    /// Held fragments released by their first fragment.
+    pub frag_released: u64,
 }
 
 impl PathStats {
     /// Number of counters.
-    pub const COUNT: usize = 11;
+    pub const COUNT: usize = 16;
     /// Their names (metric labels), in [`PathStats::values`] order.
     pub const NAMES: [&'static str; Self::COUNT] = [
         "iap_cached",
@@ -135,6 +290,11 @@ impl PathStats {
         "mss_clamped",
         "events_lost",
         "echo_replied",
+        "icmp_translated",
+        "icmp_tunnelled",
+        "icmp_relayed",
+        "frag_held",
+        "frag_released",
     ];
 
     /// The counters as an array.
@@ -151,6 +311,11 @@ impl PathStats {
             self.mss_clamped,
             self.events_lost,
             self.echo_replied,
+            self.icmp_translated,
+            self.icmp_tunnelled,
+            self.icmp_relayed,
+            self.frag_held,
+            self.frag_released,
         ]
     }
 
@@ -168,6 +333,11 @@ impl PathStats {
             mss_clamped: v[8],
             events_lost: v[9],
             echo_replied: v[10],
+            icmp_translated: v[11],
+            icmp_tunnelled: v[12],
+            icmp_relayed: v[13],
+            frag_held: v[14],
+            frag_released: v[15],
         }
     }
 }
@@ -215,10 +385,92 @@ impl Events {
     }
 }
 
-/// One worker's share of the packet path: its tables, caches, NAT and
-/// counters. Owned by the worker; the control core changes it only through
-/// the worker's down queue.
-pub struct Path {
+/// A token bucket in the GCRA form: one token every `interval`, up to
+/// `burst` saved. Limits the ICMP errors a worker originates (RFC 1812
+/// §4.3.2.8). Integer time, no allocation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Nanoseconds per token; `None` when the rate is 0 (nothing passes).
+    interval: Option<Nanos>,
+    /// `burst × interval`.
+    depth: Nanos,
+    /// The theoretical arrival time of the next token.
+    tat: Nanos,
+}
+
+impl RateLimit {
+    /// `per_s` tokens a second on average, `burst` (at least 1) at once.
+    pub fn new(per_s: u32, burst: u32) -> RateLimit {
+        let interval = (per_s > 0).then(|| 1_000_000_000 / Nanos::from(per_s));
+        let depth = interval.unwrap_or(0).saturating_mul(Nanos::from(burst.max(1)));
+        RateLimit { interval, depth, tat: 0 }
+    }
+
+    /// Takes a token at `now`; false when none is left.
+    pub fn take(&mut self, now: Nanos) -> bool {
+        let Some(interval) = self.interval else { return false };
+        let next = self.tat.max(now).saturating_add(interval);
+        if next - now > self.depth {
+            return false;
+        }
+        self.tat = next;
+        true
+    }
+}
+
+/// Which of a worker's two fragment trackers a datagram is in: those that
+/// arrive natively (IAP, reverse NAT) or inside a tunnel (RAP, JAP).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Plane {
+    Native,
+    Tunnel,
+}
+
+/// A held fragment and the port it arrived on.
+#[derive(Debug)]
+struct Held<H> {
+    pkt: H,
+    port: usize,
+}
+
+/// What [`Path::hold`] needs of the packet that got [`Action::Hold`].
+#[derive(Clone, Copy, Debug)]
+struct PendingHold {
+    plane: Plane,
+    key: FragKey,
+    meta: FragMeta,
+    port: usize,
+}
+
+/// A datagram whose first fragment arrived while fragments were held.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Release {
+    plane: Plane,
+    key: FragKey,
+    ports: FragPorts,
+}
+
+/// Datagrams with fragments to release that one burst may queue; more
+/// (never seen with bursts of 32) leave their fragments held until expiry.
+const RELEASE_CAP: usize = 64;
+
+/// Facts of the packet being processed.
+#[derive(Clone, Copy, Debug, Default)]
+struct PacketCtx {
+    /// It came from another worker.
+    handed: bool,
+    /// A fragment pinned to this worker: handed here by its tracking
+    /// worker, it is never handed on.
+    pinned: bool,
+    /// A released fragment: the ports of its datagram.
+    replay: Option<Release>,
+}
+
+/// One worker's share of the packet path: its tables, caches, NAT, fragment
+/// trackers and counters. Owned by the worker; the control core changes it
+/// only through the worker's down queue. `H` is the type of the packets the
+/// worker hands to [`Path::hold`] (its mbufs; [`VecBuf`] in tests).
+pub struct Path<H = VecBuf> {
     /// This worker's index.
     pub worker: u16,
     /// Number of workers.
@@ -242,6 +494,15 @@ pub struct Path {
     /// Counters.
     pub stats: PathStats,
     ident: u16,
+    icmp_limit: RateLimit,
+    frag_native: FragTracker<Held<H>>,
+    frag_tunnel: FragTracker<Held<H>>,
+    pending_hold: Option<PendingHold>,
+    releases: [Option<Release>; RELEASE_CAP],
+    release_head: usize,
+    release_len: usize,
+    replay_next: Option<Release>,
+    cur: PacketCtx,
 }
 
 /// Parsed facts of the IPv4 packet after the Ethernet header; enough to
@@ -257,9 +518,22 @@ struct Ip4 {
     df: bool,
     first_frag: bool,
     later_frag: bool,
+    /// IP identification (fragments).
+    ident: u16,
+    /// Fragment offset in bytes.
+    frag_off: u16,
+    /// The MF flag.
+    more: bool,
     sport: u16,
     dport: u16,
     tcp_flags: Option<TcpFlags>,
+}
+
+impl Ip4 {
+    #[inline]
+    fn is_fragment(&self) -> bool {
+        self.first_frag || self.later_frag
+    }
 }
 
 /// Reads the IPv4 header at `off` (already validated by `local::classify`
@@ -279,6 +553,9 @@ fn read_ip(d: &[u8], off: usize) -> Result<Ip4, DropReason> {
         df: ip.dont_frag(),
         first_frag: ip.is_first_fragment(),
         later_frag,
+        ident: ip.ident(),
+        frag_off: ip.frag_offset(),
+        more: ip.more_frags(),
         sport: 0,
         dport: 0,
         tcp_flags: None,
@@ -301,6 +578,7 @@ fn read_ip(d: &[u8], off: usize) -> Result<Ip4, DropReason> {
             f.dport = u16::from_be_bytes([l4[2], l4[3]]);
         }
         IpProtocol::Tcp => {
+            // A first fragment must hold the whole TCP header (RFC 1858).
             let t = TcpPacket::new_checked(l4).map_err(|_| DropReason::L4Malformed)?;
             f.sport = t.src_port();
             f.dport = t.dst_port();
@@ -311,8 +589,97 @@ fn read_ip(d: &[u8], off: usize) -> Result<Ip4, DropReason> {
     Ok(f)
 }
 
-impl Path {
-    /// A path for worker `worker` of `workers`.
+/// The facts of an ICMP error message (RFC 792) and of the datagram it
+/// quotes, read without holding a borrow of the buffer.
+#[derive(Clone, Copy, Debug)]
+struct IcmpErr {
+    ty: u8,
+    code: u8,
+    /// Next-hop MTU (meaningful for 3/4).
+    mtu: u16,
+    /// Frame offset and length of the ICMP message.
+    icmp_off: usize,
+    icmp_len: usize,
+    /// Frame offset of the quoted IP header.
+    q_off: usize,
+    q_hlen: usize,
+    /// Bytes of the quoted datagram present (header included).
+    q_len: usize,
+    /// The quoted datagram's total length field.
+    q_total: u16,
+    q_src: Ipv4Addr,
+    q_dst: Ipv4Addr,
+    q_proto: u8,
+    /// Quoted ports (TCP, UDP; 0 otherwise).
+    q_sport: u16,
+    q_dport: u16,
+    q_later_frag: bool,
+}
+
+/// Reads the ICMP message of the IPv4 packet `ip` at frame offset `off`.
+/// `Ok(None)` for a message that is not an error (echo reply, …).
+fn read_icmp_error(d: &[u8], off: usize, ip: &Ip4) -> Result<Option<IcmpErr>, DropReason> {
+    let icmp_off = off + ip.hlen;
+    let icmp_len = ip.total.saturating_sub(ip.hlen);
+    let buf = d.get(icmp_off..icmp_off + icmp_len).ok_or(DropReason::IcmpTruncated)?;
+    let icmp = Icmpv4Packet::new_checked(buf).map_err(|_| DropReason::IcmpTruncated)?;
+    if !icmp.msg_type().is_error() {
+        return Ok(None);
+    }
+    let q = icmp.embedded().map_err(|e| match e {
+        WireError::Truncated => DropReason::IcmpTruncated,
+        _ => DropReason::IcmpErrorUnmatched,
+    })?;
+    let qp = q.payload();
+    let q_later_frag = q.is_non_initial_fragment();
+    let proto = u8::from(q.protocol());
+    let ported = !q_later_frag && matches!(proto, 6 | 17) && qp.len() >= 4;
+    Ok(Some(IcmpErr {
+        ty: icmp.msg_type().number(),
+        code: icmp.msg_code(),
+        mtu: icmp.next_hop_mtu(),
+        icmp_off,
+        icmp_len,
+        q_off: icmp_off + 8,
+        q_hlen: q.header_len(),
+        q_len: q.header_len() + qp.len(),
+        q_total: q.total_len(),
+        q_src: q.src_addr(),
+        q_dst: q.dst_addr(),
+        q_proto: proto,
+        q_sport: if ported { u16::from_be_bytes([qp[0], qp[1]]) } else { 0 },
+        q_dport: if ported { u16::from_be_bytes([qp[2], qp[3]]) } else { 0 },
+        q_later_frag,
+    }))
+}
+
+impl IcmpErr {
+    /// The ICMP checksum verifies over the whole message.
+    fn checksum_ok(&self, d: &[u8]) -> bool {
+        d.get(self.icmp_off..self.icmp_off + self.icmp_len).is_some_and(|m| checksum::data(m) == 0xffff)
+    }
+
+    /// A redirect or a source quench: never relayed nor translated
+    /// (RFC 2003 §4; RFC 6633 deprecates source quench).
+    fn never_relayed(&self) -> bool {
+        matches!(self.ty, 4 | 5)
+    }
+
+    /// The flow the error is about when it quotes one of our replies
+    /// (`AA:g → AC:p`): the client's key `AC:p → AA:g`.
+    fn reply_flow(&self) -> FlowKey {
+        FlowKey::new(self.q_dst, self.q_dport, self.q_src, self.q_sport, self.q_proto)
+    }
+
+    /// It quotes a TCP or UDP header.
+    fn quotes_ports(&self) -> bool {
+        matches!(self.q_proto, 6 | 17) && !self.q_later_frag
+    }
+}
+
+impl<H> Path<H> {
+    /// A path for worker `worker` of `workers`. Everything it will use is
+    /// reserved here (the fragment trackers from `cfg.frag`).
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         worker: u16,
@@ -323,7 +690,7 @@ impl Path {
         cache: JapCache,
         nat: NatTable,
         ports: NatPorts,
-    ) -> Path {
+    ) -> Path<H> {
         Path {
             worker,
             workers,
@@ -338,6 +705,15 @@ impl Path {
             stats: PathStats::default(),
             // Different workers start their outer idents apart.
             ident: worker.wrapping_mul(0x9e37),
+            icmp_limit: RateLimit::new(cfg.icmp_errors_per_s, cfg.icmp_burst),
+            frag_native: FragTracker::new(cfg.frag),
+            frag_tunnel: FragTracker::new(cfg.frag),
+            pending_hold: None,
+            releases: [None; RELEASE_CAP],
+            release_head: 0,
+            release_len: 0,
+            replay_next: None,
+            cur: PacketCtx::default(),
         }
     }
 
@@ -346,8 +722,22 @@ impl Path {
         self.ident
     }
 
-    /// Processes one frame that arrived on port `port`.
+    /// Processes one frame that arrived on port `port` (from the NIC, or a
+    /// fragment from [`Path::next_released`]).
     pub fn process<B: PacketBuf>(&mut self, pkt: &mut B, port: usize, now: Nanos) -> Action {
+        self.process_with(pkt, port, now, false)
+    }
+
+    /// Processes one frame another worker handed to this one
+    /// ([`Action::Handoff`]); `port` is the port it arrived on. Fragments
+    /// rely on the difference (see the module documentation).
+    pub fn process_handed_over<B: PacketBuf>(&mut self, pkt: &mut B, port: usize, now: Nanos) -> Action {
+        self.process_with(pkt, port, now, true)
+    }
+
+    fn process_with<B: PacketBuf>(&mut self, pkt: &mut B, port: usize, now: Nanos, handed: bool) -> Action {
+        self.pending_hold = None;
+        self.cur = PacketCtx { handed, pinned: false, replay: self.replay_next.take() };
         let class = local::classify(pkt.data_mut(), port, &self.local);
         match class {
             Class::Done(Verdict::Reply) => {
@@ -361,19 +751,177 @@ impl Path {
         }
     }
 
+    // ----- fragments ----------------------------------------------------
+
+    /// Takes the packet that [`process`](Self::process) answered with
+    /// [`Action::Hold`] (call it right after, before processing another).
+    /// `Err` gives the packet back: a hold cap is reached, or there was no
+    /// hold pending; the caller frees it and counts
+    /// [`DropReason::FragmentHoldRefused`].
+    pub fn hold(&mut self, pkt: H, now: Nanos) -> Result<(), H> {
+        let Some(p) = self.pending_hold.take() else { return Err(pkt) };
+        let tracker = match p.plane {
+            Plane::Native => &mut self.frag_native,
+            Plane::Tunnel => &mut self.frag_tunnel,
+        };
+        match tracker.hold(&p.key, p.meta, Held { pkt, port: p.port }, now) {
+            Ok(()) => {
+                self.stats.frag_held += 1;
+                Ok(())
+            }
+            Err(h) => Err(h.pkt),
+        }
+    }
+
+    /// The next held fragment whose first fragment has arrived, with the
+    /// port it arrived on. Run it through [`process`](Self::process) right
+    /// away (the path remembers its ports for that one call), and repeat
+    /// until `None`. Call after each packet or at least after each burst.
+    pub fn next_released(&mut self) -> Option<(H, usize)> {
+        while self.release_len > 0 {
+            let r = self.releases[self.release_head];
+            if let Some(r) = r {
+                let tracker = match r.plane {
+                    Plane::Native => &mut self.frag_native,
+                    Plane::Tunnel => &mut self.frag_tunnel,
+                };
+                if let Some(h) = tracker.take_held(&r.key).next() {
+                    self.replay_next = Some(r);
+                    self.stats.frag_released += 1;
+                    return Some((h.pkt, h.port));
+                }
+            }
+            self.releases[self.release_head] = None;
+            self.release_head = (self.release_head + 1) % RELEASE_CAP;
+            self.release_len -= 1;
+        }
+        None
+    }
+
+    /// Amortised expiry of both fragment trackers: visits `budget` entries
+    /// of each and hands every held fragment whose datagram timed out to
+    /// `dropped` (free it, count [`DropReason::FragmentExpired`]). Returns
+    /// the datagrams retired.
+    pub fn expire_fragments(&mut self, now: Nanos, budget: usize, dropped: &mut impl FnMut(H)) -> usize {
+        let mut f = |h: Held<H>| dropped(h.pkt);
+        self.frag_native.expire(now, budget, &mut f) + self.frag_tunnel.expire(now, budget, &mut f)
+    }
+
+    /// Forgets every tracked datagram, handing each held fragment to
+    /// `dropped` (shutdown).
+    pub fn clear_fragments(&mut self, dropped: &mut impl FnMut(H)) {
+        let mut f = |h: Held<H>| dropped(h.pkt);
+        self.frag_native.clear(&mut f);
+        self.frag_tunnel.clear(&mut f);
+        self.release_len = 0;
+        self.releases = [None; RELEASE_CAP];
+    }
+
+    /// Fragments held, both trackers.
+    pub fn fragments_held(&self) -> usize {
+        self.frag_native.held() + self.frag_tunnel.held()
+    }
+
+    /// Datagrams tracked, both trackers.
+    pub fn fragments_tracked(&self) -> usize {
+        self.frag_native.datagrams() + self.frag_tunnel.datagrams()
+    }
+
+    /// The counters of the native and the tunnel tracker.
+    pub fn fragment_counters(&self) -> (FragCounters, FragCounters) {
+        (*self.frag_native.counters(), *self.frag_tunnel.counters())
+    }
+
+    fn queue_release(&mut self, r: Release) {
+        if self.release_len >= RELEASE_CAP {
+            // Its fragments stay held until expiry (counted there).
+            return;
+        }
+        let at = (self.release_head + self.release_len) % RELEASE_CAP;
+        self.releases[at] = Some(r);
+        self.release_len += 1;
+    }
+
+    /// The ports of the fragment `ip` (its datagram's, from the first
+    /// fragment), or what to do with it instead: go to its tracking worker,
+    /// wait ([`Action::Hold`]), or be dropped. See the module documentation.
+    fn frag_ports(&mut self, plane: Plane, ip: &Ip4, port: usize, now: Nanos) -> Result<FragPorts, Action> {
+        let key = FragKey { src: ip.src, dst: ip.dst, proto: ip.proto, id: ip.ident };
+        if let Some(r) = self.cur.replay {
+            if r.plane == plane && r.key == key {
+                return Ok(r.ports);
+            }
+        }
+        let tracker_worker = key.owner(self.workers);
+        let at_tracker = tracker_worker == self.worker;
+        if !at_tracker {
+            if !self.cur.handed {
+                return Err(Action::Handoff(tracker_worker));
+            }
+            // Handed here by the tracking worker: this is the flow's owner.
+            self.cur.pinned = true;
+        }
+        let meta = FragMeta { offset: ip.frag_off, len: u16::try_from(ip.total - ip.hlen).unwrap_or(u16::MAX), more: ip.more };
+        let tracker = match plane {
+            Plane::Native => &mut self.frag_native,
+            Plane::Tunnel => &mut self.frag_tunnel,
+        };
+        if ip.first_frag {
+            let ports = FragPorts { sport: ip.sport, dport: ip.dport };
+            if at_tracker && tracker.ports(&key, now) == Some(ports) {
+                return Err(Action::Drop(DropReason::FragmentDuplicate));
+            }
+            if tracker.first_fragment(&key, ports, meta, now).is_err() {
+                return Err(Action::Drop(DropReason::FragmentTrackerFull));
+            }
+            if at_tracker && tracker.held_for(&key) > 0 {
+                self.queue_release(Release { plane, key, ports });
+            }
+            return Ok(ports);
+        }
+        match tracker.other_fragment(&key, meta, now) {
+            Some(p) => Ok(p),
+            None if at_tracker => {
+                self.pending_hold = Some(PendingHold { plane, key, meta, port });
+                Err(Action::Hold)
+            }
+            None => Err(Action::Drop(DropReason::FragmentUnmatched)),
+        }
+    }
+
+    /// Hands the packet to worker `w`, unless it is a fragment pinned here.
+    #[inline]
+    fn hand_to(&self, w: u16) -> Action {
+        if self.cur.pinned {
+            Action::Drop(DropReason::FragmentUnmatched)
+        } else {
+            Action::Handoff(w)
+        }
+    }
+
     // ----- segment 1: the IAP -------------------------------------------
 
     fn iap<B: PacketBuf>(&mut self, pkt: &mut B, port: usize, now: Nanos) -> Action {
-        let ip = match read_ip(pkt.data(), ETH_LEN) {
+        let mut ip = match read_ip(pkt.data(), ETH_LEN) {
             Ok(ip) => ip,
             Err(r) => return Action::Drop(r),
         };
-        if ip.later_frag {
-            return Action::Drop(DropReason::FragmentUnmatched);
+        if ip.proto == 1 {
+            return self.iap_icmp(pkt, &ip, now);
+        }
+        if ip.is_fragment() {
+            if matches!(ip.proto, 6 | 17) {
+                match self.frag_ports(Plane::Native, &ip, port, now) {
+                    Ok(p) => (ip.sport, ip.dport) = (p.sport, p.dport),
+                    Err(a) => return a,
+                }
+            } else if ip.later_frag {
+                return Action::Drop(DropReason::FragmentUnmatched);
+            }
         }
         let tables = self.tables.clone();
         let Some((group, entry)) = tables.group_for(ip.dst, ip.dport, ip.proto) else {
-            return Action::Drop(if ip.proto == 1 { DropReason::IcmpUnhandled } else { DropReason::AnycastNoGroup });
+            return Action::Drop(DropReason::AnycastNoGroup);
         };
         // Groups carry TCP and UDP (a whole-IP group: every port of both).
         // ICMP echo to an anycast address is answered by the proxy itself.
@@ -423,11 +971,11 @@ impl Path {
         };
         // Entry checks of the tunnel (RFC 2003 §3.1, §4; RFC 1812 §5.3.1).
         if ip.ttl <= 1 {
-            return self.icmp_error(pkt, port, IcmpError::TtlExceeded, DropReason::TtlExceeded);
+            return self.icmp_error(pkt, port, IcmpError::TtlExceeded, DropReason::TtlExceeded, now);
         }
         if ip.total + OUTER_HEADER_LEN > usize::from(self.cfg.tunnel_mtu) && ip.df {
             let mtu = self.cfg.inner_mtu();
-            return self.icmp_error(pkt, port, IcmpError::FragNeeded { mtu }, DropReason::TooBig);
+            return self.icmp_error(pkt, port, IcmpError::FragNeeded { mtu }, DropReason::TooBig, now);
         }
         let a = self.tunnel_to(pkt, &ip, dst, true, now);
         if matches!(a, Action::Tx(_)) {
@@ -436,6 +984,69 @@ impl Path {
             } else {
                 self.stats.iap_to_rap += 1;
             }
+        }
+        a
+    }
+
+    /// An ICMP error to an anycast address about one of our replies
+    /// (`AA:g → AC:p`), e.g. "fragmentation needed" from a router on the
+    /// client's side: routed by the quoted flow to its JAP (RFC 8899
+    /// §4.6.1), as the flow's own packets are, but raising no event and
+    /// creating no state.
+    fn iap_icmp<B: PacketBuf>(&mut self, pkt: &mut B, ip: &Ip4, now: Nanos) -> Action {
+        if ip.is_fragment() {
+            return Action::Drop(DropReason::IcmpUnhandled);
+        }
+        let e = match read_icmp_error(pkt.data(), ETH_LEN, ip) {
+            Ok(Some(e)) => e,
+            Ok(None) => return Action::Drop(DropReason::IcmpUnhandled),
+            Err(r) => return Action::Drop(r),
+        };
+        if e.never_relayed() {
+            return Action::Drop(DropReason::IcmpNotRelayed);
+        }
+        if !e.quotes_ports() || e.q_src != ip.dst {
+            return Action::Drop(DropReason::IcmpErrorUnmatched);
+        }
+        if !e.checksum_ok(pkt.data()) {
+            return Action::Drop(DropReason::IcmpBadChecksum);
+        }
+        let key = e.reply_flow();
+        let tables = self.tables.clone();
+        let Some((group, entry)) = tables.group_for(key.dst, key.dport, key.proto) else {
+            return Action::Drop(DropReason::IcmpErrorUnmatched);
+        };
+        let me = tables.me();
+        let choose = || select::choose_jap(&tables, entry, tables.my_cluster(), client_hash(key.src), key.hash());
+        let to = if entry.options().rapless {
+            choose()
+        } else if let Some(j) = self.cache.lookup(group, now, |p| tables.is_up(p)) {
+            Some(j)
+        } else {
+            match tables.nearest_rap(entry) {
+                Some(r) if r.id == me => choose(),
+                Some(r) => Some(r.id),
+                None => None,
+            }
+        };
+        let Some(to) = to else { return Action::Drop(DropReason::IcmpErrorUnmatched) };
+        if to == me {
+            let owner = flow::owner(&key, self.workers);
+            if owner != self.worker {
+                return self.hand_to(owner);
+            }
+            return self.jap_icmp(pkt, &key, now);
+        }
+        let Some(dst) = tables.proxy(to).map(|p| p.addr) else {
+            return Action::Drop(DropReason::IcmpErrorUnmatched);
+        };
+        if ip.ttl <= 1 {
+            // Never an error about an error.
+            return Action::Drop(DropReason::TtlExceeded);
+        }
+        let a = self.tunnel_to(pkt, ip, dst, false, now);
+        if matches!(a, Action::Tx(_)) {
+            self.stats.icmp_tunnelled += 1;
         }
         a
     }
@@ -478,17 +1089,148 @@ impl Path {
     // ----- traffic to our unicast address ---------------------------------
 
     fn unicast<B: PacketBuf>(&mut self, pkt: &mut B, port: usize, now: Nanos) -> Action {
-        let ip = match read_ip(pkt.data(), ETH_LEN) {
+        let mut ip = match read_ip(pkt.data(), ETH_LEN) {
             Ok(ip) => ip,
             Err(r) => return Action::Drop(r),
         };
         match ip.proto {
             4 => self.tunnel_in(pkt, port, &ip, now),
-            17 if ip.dport == self.cfg.control_port && !ip.later_frag => Action::Punt(Punt::Control),
-            6 | 17 if !ip.later_frag => self.reverse(pkt, port, &ip, now),
+            1 if !ip.is_fragment() => self.unicast_icmp(pkt, &ip, now),
+            6 | 17 => {
+                if ip.is_fragment() {
+                    match self.frag_ports(Plane::Native, &ip, port, now) {
+                        Ok(p) => (ip.sport, ip.dport) = (p.sport, p.dport),
+                        Err(a) => return a.or_exception(&self.local, port),
+                    }
+                }
+                if ip.proto == 17 && ip.dport == self.cfg.control_port {
+                    Action::Punt(Punt::Control)
+                } else {
+                    self.reverse(pkt, port, &ip, now)
+                }
+            }
             _ => Action::Punt(Punt::Exception),
         }
         .or_exception(&self.local, port)
+    }
+
+    /// An ICMP error to our unicast address: about a NAT'd flow's packet to
+    /// its target (translated for the client), about one of our tunnel
+    /// packets (relayed to the inner sender), or about the host's own
+    /// traffic (the exception path).
+    fn unicast_icmp<B: PacketBuf>(&mut self, pkt: &mut B, ip: &Ip4, now: Nanos) -> Action {
+        let e = match read_icmp_error(pkt.data(), ETH_LEN, ip) {
+            Ok(Some(e)) => e,
+            Ok(None) => return Action::Punt(Punt::Exception),
+            Err(r) => return Action::Drop(r),
+        };
+        if !self.local.is_unicast_own(e.q_src) {
+            return Action::Punt(Punt::Exception);
+        }
+        match e.q_proto {
+            4 => self.tunnel_error(pkt, &e, now),
+            6 | 17 if e.quotes_ports() => {
+                // The quoted packet is `JAP:q → AT:r`: q names the owner.
+                let q = e.q_sport;
+                let Some(w) = self.ports.worker_of_port(q) else { return Action::Punt(Punt::Exception) };
+                if w != self.worker {
+                    return self.hand_to(w);
+                }
+                let target = TargetAddr { ip: e.q_dst, port: e.q_dport };
+                let Some(hit) = self.nat.peek_reverse(target, q, e.q_proto, now) else {
+                    return if self.tables.is_local_target(e.q_dst) {
+                        Action::Drop(DropReason::IcmpErrorUnmatched)
+                    } else {
+                        Action::Punt(Punt::Exception)
+                    };
+                };
+                if e.never_relayed() {
+                    return Action::Drop(DropReason::IcmpNotRelayed);
+                }
+                if !e.checksum_ok(pkt.data()) {
+                    return Action::Drop(DropReason::IcmpBadChecksum);
+                }
+                if ip.ttl <= 1 {
+                    return Action::Drop(DropReason::TtlExceeded);
+                }
+                // Back to what the client sent: `AC:p → AA:g`, from `AA`.
+                let k = hit.key;
+                let Some((out_port, _, src_mac, dst_mac)) = self.route(k.src) else {
+                    return Action::Drop(DropReason::NoNeighbour);
+                };
+                let rw = ErrorRewrite { outer_src: k.dst, outer_dst: k.src, quoted_src: (k.src, k.sport), quoted_dst: (k.dst, k.dport) };
+                if let Err(r) = forward::translate_icmp_error(pkt, &rw) {
+                    return Action::Drop(r);
+                }
+                forward::set_eth(pkt, src_mac, dst_mac);
+                self.stats.icmp_translated += 1;
+                Action::Tx(out_port)
+            }
+            _ => Action::Punt(Punt::Exception),
+        }
+    }
+
+    /// An ICMP error from a router inside one of our tunnels, quoting our
+    /// outer header (RFC 2003 §4; see the module documentation).
+    fn tunnel_error<B: PacketBuf>(&mut self, pkt: &mut B, e: &IcmpErr, now: Nanos) -> Action {
+        if self.tables.proxy_by_addr(e.q_dst).is_none() {
+            return Action::Drop(DropReason::IcmpErrorUnmatched);
+        }
+        let kind = match (e.ty, e.code) {
+            (11, _) => IcmpError::HostUnreachable,
+            (3, 3) | (3, 5) => return Action::Drop(DropReason::IcmpNotRelayed),
+            (3, 4) => {
+                let outer_len = e.q_total;
+                let mtu = if e.mtu == 0 || e.mtu >= outer_len { forward::plateau_below(outer_len) } else { e.mtu };
+                IcmpError::FragNeeded { mtu: mtu.saturating_sub(OUTER_HEADER_LEN as u16).max(68) }
+            }
+            (3, _) => IcmpError::HostUnreachable,
+            _ => return Action::Drop(DropReason::IcmpNotRelayed),
+        };
+        if !e.checksum_ok(pkt.data()) {
+            return Action::Drop(DropReason::IcmpBadChecksum);
+        }
+        // The inner packet, as far as the router quoted it.
+        let inner_off = e.q_off + e.q_hlen;
+        let inner_len = e.q_len.saturating_sub(e.q_hlen);
+        let inner_src = {
+            let d = pkt.data();
+            let Some(ib) = d.get(inner_off..inner_off + inner_len) else {
+                return Action::Drop(DropReason::IcmpQuoteTooShort);
+            };
+            let inner = Ipv4Packet::new_unchecked(ib);
+            if inner.check_header_len().is_err() || ib.len() < inner.header_len() + 8 {
+                return Action::Drop(DropReason::IcmpQuoteTooShort);
+            }
+            if inner.is_non_initial_fragment() {
+                return Action::Drop(DropReason::IcmpNotRelayed);
+            }
+            if inner.protocol() == IpProtocol::Icmp {
+                let t = ib[inner.header_len()];
+                if crate::wire::Icmpv4Message::from(t).is_error() {
+                    return Action::Drop(DropReason::IcmpNotRelayed);
+                }
+            }
+            let src = inner.src_addr();
+            let bad = src.is_multicast() || src.is_broadcast() || src.is_unspecified() || src.is_loopback();
+            if bad || self.local.is_unicast_own(src) || self.local.is_anycast(src) || !self.local.is_anycast(inner.dst_addr()) {
+                return Action::Drop(DropReason::IcmpErrorUnmatched);
+            }
+            src
+        };
+        if !self.icmp_limit.take(now) {
+            return Action::Drop(DropReason::IcmpRateLimited);
+        }
+        let Some((out_port, src_ip, src_mac, dst_mac)) = self.route(inner_src) else {
+            return Action::Drop(DropReason::NoNeighbour);
+        };
+        let relay = Relay { kind, from: src_ip, to: inner_src, src_mac, dst_mac, ident: self.next_ident() };
+        if !forward::relay_error_in_place(pkt, inner_off, inner_len, &relay) {
+            return Action::Drop(DropReason::IcmpQuoteTooShort);
+        }
+        self.stats.icmp_relayed += 1;
+        self.stats.icmp_sent += 1;
+        Action::Tx(out_port)
     }
 
     // ----- segments 2/3/7 arriving: RAP or JAP ----------------------------
@@ -512,7 +1254,7 @@ impl Path {
                 return Action::Drop(DropReason::TunnelMalformed);
             }
         }
-        let inner = match read_ip(pkt.data(), inner_off) {
+        let mut inner = match read_ip(pkt.data(), inner_off) {
             Ok(i) => i,
             Err(r) => return Action::Drop(r),
         };
@@ -525,8 +1267,18 @@ impl Path {
         if self.local.is_unicast_own(inner.src) || tables.proxy_by_addr(inner.src).is_some() || self.local.is_anycast(inner.src) {
             return Action::Drop(DropReason::TunnelLoop);
         }
-        if inner.later_frag {
-            return Action::Drop(DropReason::FragmentUnmatched);
+        if inner.proto == 1 {
+            return self.tunnel_icmp(pkt, port, outer, &inner, iap.cluster, now);
+        }
+        if inner.is_fragment() {
+            if matches!(inner.proto, 6 | 17) {
+                match self.frag_ports(Plane::Tunnel, &inner, port, now) {
+                    Ok(p) => (inner.sport, inner.dport) = (p.sport, p.dport),
+                    Err(a) => return a,
+                }
+            } else if inner.later_frag {
+                return Action::Drop(DropReason::FragmentUnmatched);
+            }
         }
         let Some((group, entry)) = tables.group_for(inner.dst, inner.dport, inner.proto) else {
             return Action::Drop(DropReason::AnycastNoGroup);
@@ -539,7 +1291,7 @@ impl Path {
         if !entry.targets().is_empty() {
             let owner = flow::owner(&key, self.workers);
             if owner != self.worker {
-                return Action::Handoff(owner);
+                return self.hand_to(owner);
             }
             if inner.ttl == 0 {
                 return Action::Drop(DropReason::TtlExceeded);
@@ -572,17 +1324,68 @@ impl Path {
         self.retunnel(pkt, outer, &inner, rap, port, |s| s.jap_bounced += 1, now)
     }
 
+    /// A tunnelled ICMP error about one of our replies, sent on by an IAP
+    /// ([`Path::iap_icmp`]): at the JAP, translated for the target; at the
+    /// RAP, sent on to the JAP of the quoted flow. No event, no bounce.
+    #[allow(clippy::too_many_arguments)]
+    fn tunnel_icmp<B: PacketBuf>(&mut self, pkt: &mut B, port: usize, outer: &Ip4, inner: &Ip4, iap_cluster: ClusterId, now: Nanos) -> Action {
+        if inner.is_fragment() {
+            return Action::Drop(DropReason::IcmpUnhandled);
+        }
+        let inner_off = ETH_LEN + outer.hlen;
+        let e = match read_icmp_error(pkt.data(), inner_off, inner) {
+            Ok(Some(e)) => e,
+            Ok(None) => return Action::Drop(DropReason::IcmpUnhandled),
+            Err(r) => return Action::Drop(r),
+        };
+        if e.never_relayed() {
+            return Action::Drop(DropReason::IcmpNotRelayed);
+        }
+        if !e.quotes_ports() || e.q_src != inner.dst {
+            return Action::Drop(DropReason::IcmpErrorUnmatched);
+        }
+        if !e.checksum_ok(pkt.data()) {
+            return Action::Drop(DropReason::IcmpBadChecksum);
+        }
+        let key = e.reply_flow();
+        let tables = self.tables.clone();
+        let Some((_, entry)) = tables.group_for(key.dst, key.dport, key.proto) else {
+            return Action::Drop(DropReason::IcmpErrorUnmatched);
+        };
+        let me = tables.me();
+        if !entry.targets().is_empty() {
+            let owner = flow::owner(&key, self.workers);
+            if owner != self.worker {
+                return self.hand_to(owner);
+            }
+            if !forward::decap(pkt, outer.hlen) {
+                return Action::Drop(DropReason::TunnelMalformed);
+            }
+            return self.jap_icmp(pkt, &key, now);
+        }
+        if entry.has_rap(me) {
+            let Some(jap) = select::choose_jap(&tables, entry, iap_cluster, client_hash(key.src), key.hash()) else {
+                return Action::Drop(DropReason::IcmpErrorUnmatched);
+            };
+            let Some(dst) = tables.proxy(jap).map(|p| p.addr).filter(|_| jap != me) else {
+                return Action::Drop(DropReason::IcmpErrorUnmatched);
+            };
+            return self.retunnel(pkt, outer, inner, dst, port, |s| s.icmp_tunnelled += 1, now);
+        }
+        Action::Drop(DropReason::IcmpErrorUnmatched)
+    }
+
     /// Sends a received tunnel packet on to `dst`: the outer header is
     /// rewritten in place (source: this proxy; fresh TTL and ident), the
     /// inner TTL decremented once.
     #[allow(clippy::too_many_arguments)]
-    fn retunnel<B: PacketBuf>(&mut self, pkt: &mut B, outer: &Ip4, inner: &Ip4, dst: Ipv4Addr, port: usize, count: impl FnOnce(&mut PathStats), _now: Nanos) -> Action {
+    fn retunnel<B: PacketBuf>(&mut self, pkt: &mut B, outer: &Ip4, inner: &Ip4, dst: Ipv4Addr, port: usize, count: impl FnOnce(&mut PathStats), now: Nanos) -> Action {
         if inner.ttl <= 1 {
             // Answer about the inner packet, to the client.
             if !forward::decap(pkt, outer.hlen) {
                 return Action::Drop(DropReason::TunnelMalformed);
             }
-            return self.icmp_error(pkt, port, IcmpError::TtlExceeded, DropReason::TtlExceeded);
+            return self.icmp_error(pkt, port, IcmpError::TtlExceeded, DropReason::TtlExceeded, now);
         }
         let Some((out_port, src_ip, src_mac, dst_mac)) = self.route(dst) else {
             return Action::Drop(DropReason::NoNeighbour);
@@ -618,19 +1421,21 @@ impl Path {
         let key = FlowKey::new(ip.src, ip.sport, ip.dst, ip.dport, ip.proto);
         let owner = flow::owner(&key, self.workers);
         if owner != self.worker {
-            return Action::Handoff(owner);
+            return self.hand_to(owner);
         }
         self.jap(pkt, port, ip, group, entry, None, now)
     }
 
     /// NATs the (decapsulated) packet to a target: `AC:p → AA:g` becomes
     /// `JAP:q → AT:r`. `iap` is the tunnel's source, when it came by one.
+    /// A non-first fragment only follows an existing mapping.
     #[allow(clippy::too_many_arguments)]
     fn jap<B: PacketBuf>(&mut self, pkt: &mut B, port: usize, ip: &Ip4, group: GroupAddr, entry: &GroupEntry, iap: Option<Ipv4Addr>, now: Nanos) -> Action {
         let key = FlowKey::new(ip.src, ip.sport, ip.dst, ip.dport, ip.proto);
         let flags = ip.tcp_flags;
         let hit = match self.nat.lookup_forward(&key, now, flags) {
             Some(h) => h,
+            None if ip.later_frag => return Action::Drop(DropReason::FragmentUnmatched),
             None => {
                 let Some(mut target) = select::choose_target(entry, key.hash(), ip.src) else {
                     // No live target here: back to a RAP, the IAP told.
@@ -661,7 +1466,7 @@ impl Path {
             }
         };
         if ip.ttl <= 1 {
-            return self.icmp_error(pkt, port, IcmpError::TtlExceeded, DropReason::TtlExceeded);
+            return self.icmp_error(pkt, port, IcmpError::TtlExceeded, DropReason::TtlExceeded, now);
         }
         let target: TargetAddr = hit.target;
         let Some((out_port, src_ip, src_mac, dst_mac)) = self.route(target.ip) else {
@@ -675,6 +1480,30 @@ impl Path {
         Action::Tx(out_port)
     }
 
+    /// Translates an ICMP error about our reply (quoting `AA:g → AC:p`,
+    /// the packet after the Ethernet header, decapsulated) for the target:
+    /// outer `JAP → AT`, quote `AT:r → JAP:q` (what the target sent).
+    fn jap_icmp<B: PacketBuf>(&mut self, pkt: &mut B, key: &FlowKey, now: Nanos) -> Action {
+        let Some(hit) = self.nat.peek_forward(key, now) else {
+            return Action::Drop(DropReason::IcmpErrorUnmatched);
+        };
+        let ttl = pkt.data().get(ETH_LEN + 8).copied().unwrap_or(0);
+        if ttl <= 1 {
+            return Action::Drop(DropReason::TtlExceeded);
+        }
+        let t = hit.target;
+        let Some((out_port, src_ip, src_mac, dst_mac)) = self.route(t.ip) else {
+            return Action::Drop(DropReason::NoNeighbour);
+        };
+        let rw = ErrorRewrite { outer_src: src_ip, outer_dst: t.ip, quoted_src: (t.ip, t.port), quoted_dst: (src_ip, hit.nat_port) };
+        if let Err(r) = forward::translate_icmp_error(pkt, &rw) {
+            return Action::Drop(r);
+        }
+        forward::set_eth(pkt, src_mac, dst_mac);
+        self.stats.icmp_translated += 1;
+        Action::Tx(out_port)
+    }
+
     // ----- segments 5 → 6: reverse NAT ------------------------------------
 
     fn reverse<B: PacketBuf>(&mut self, pkt: &mut B, port: usize, ip: &Ip4, now: Nanos) -> Action {
@@ -682,7 +1511,7 @@ impl Path {
         let owner = self.ports.worker_of_port(ip.dport);
         if let Some(w) = owner {
             if w != self.worker {
-                return Action::Handoff(w);
+                return self.hand_to(w);
             }
         }
         let hit = owner.and_then(|_| self.nat.lookup_reverse(target, ip.dport, ip.proto, now, ip.tcp_flags));
@@ -696,7 +1525,7 @@ impl Path {
             };
         };
         if ip.ttl <= 1 {
-            return self.icmp_error(pkt, port, IcmpError::TtlExceeded, DropReason::TtlExceeded);
+            return self.icmp_error(pkt, port, IcmpError::TtlExceeded, DropReason::TtlExceeded, now);
         }
         let k = hit.key;
         let Some((out_port, _src_ip, src_mac, dst_mac)) = self.route(k.src) else {
@@ -725,9 +1554,18 @@ impl Path {
         Some((pi, p.ip, p.mac, mac))
     }
 
-    fn icmp_error<B: PacketBuf>(&mut self, pkt: &mut B, port: usize, kind: IcmpError, reason: DropReason) -> Action {
+    /// Answers the packet with an ICMP error of our own, back to the hop it
+    /// came from, when RFC 1812 §4.3.2.7 allows one and the rate limit has
+    /// a token; else drops it under `reason` (or `icmp_rate_limited`).
+    fn icmp_error<B: PacketBuf>(&mut self, pkt: &mut B, port: usize, kind: IcmpError, reason: DropReason, now: Nanos) -> Action {
         let Some(me) = self.local.ports.get(port) else { return Action::Drop(reason) };
         let (ip, mac) = (me.ip, me.mac);
+        if !forward::may_answer_with_error(pkt.data()) {
+            return Action::Drop(reason);
+        }
+        if !self.icmp_limit.take(now) {
+            return Action::Drop(DropReason::IcmpRateLimited);
+        }
         forward::trim_to_ip(pkt);
         let ident = self.next_ident();
         if forward::icmp_error_in_place(pkt, kind, ip, mac, ident) {
@@ -772,6 +1610,10 @@ fn other_rap(tables: &Tables, entry: &GroupEntry, me: ProxyId) -> Option<Ipv4Add
 /// Rewrites addresses and ports of the IPv4 packet after the Ethernet
 /// header: source to `src`, destination to `dst`, TTL decremented, every
 /// checksum updated incrementally (RFC 1624). A UDP checksum of 0 stays 0.
+///
+/// A non-first fragment has no transport header: only its IP header
+/// changes (the transport checksum, in the first fragment, was updated
+/// there for the whole datagram).
 fn rewrite<B: PacketBuf>(pkt: &mut B, ip: &Ip4, src: (Ipv4Addr, u16), dst: (Ipv4Addr, u16)) -> Result<(), DropReason> {
     forward::trim_to_ip(pkt);
     let d = pkt.data_mut();
@@ -782,6 +1624,9 @@ fn rewrite<B: PacketBuf>(pkt: &mut B, ip: &Ip4, src: (Ipv4Addr, u16), dst: (Ipv4
     h.set_src_addr_incremental(src.0);
     h.set_dst_addr_incremental(dst.0);
     h.decrement_ttl();
+    if ip.later_frag {
+        return Ok(());
+    }
     match ip.proto {
         17 => {
             let mut u = UdpPacket::new_unchecked(l4);
@@ -800,4 +1645,38 @@ fn rewrite<B: PacketBuf>(pkt: &mut B, ip: &Ip4, src: (Ipv4Addr, u16), dst: (Ipv4
         _ => return Err(DropReason::UnsupportedProtocol),
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Nanos = 1_000_000;
+
+    #[test]
+    fn rate_limit_allows_a_burst_then_the_rate() {
+        let mut r = RateLimit::new(100, 5);
+        let t0 = 1_000 * MS;
+        assert_eq!((0..10).filter(|_| r.take(t0)).count(), 5);
+        assert!(!r.take(t0 + 9 * MS));
+        assert!(r.take(t0 + 10 * MS), "one token per 10 ms");
+        assert!(!r.take(t0 + 10 * MS));
+        // Idle long: the bucket refills to the burst, no more.
+        assert_eq!((0..10).filter(|_| r.take(t0 + 10_000 * MS)).count(), 5);
+        // Rate 0: nothing passes; a huge rate: everything.
+        let mut none = RateLimit::new(0, 10);
+        assert!(!none.take(t0));
+        let mut all = RateLimit::new(u32::MAX, u32::MAX);
+        assert!((0..1000).all(|_| all.take(t0)));
+        // Time 0 and u64::MAX do not overflow.
+        assert!(RateLimit::new(1, 1).take(0));
+        assert!(RateLimit::new(1, 1).take(Nanos::MAX));
+    }
+
+    #[test]
+    fn a_path_moves_to_its_worker() {
+        fn send<T: Send>() {}
+        send::<Path>();
+        send::<Path<Vec<u8>>>();
+    }
 }

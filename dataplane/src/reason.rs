@@ -123,6 +123,28 @@ reasons! {
     FragmentUnmatched => "fragment_unmatched",
     /// An ICMP error quoting no known flow, or one not translated.
     IcmpErrorUnmatched => "icmp_error_unmatched",
+    /// An ICMP message the proxy never relays or translates: a redirect, a
+    /// source quench, or a tunnel error RFC 2003 §4 forbids relaying (port
+    /// unreachable, source route failed, parameter problem about our outer
+    /// header), or one about a non-initial fragment or an ICMP error.
+    IcmpNotRelayed => "icmp_not_relayed",
+    /// An ICMP error from inside a tunnel that quotes too little of the
+    /// inner packet (its header and 8 bytes) to be relayed (RFC 2003 §4).
+    IcmpQuoteTooShort => "icmp_quote_too_short",
+    /// An ICMP error the proxy would have sent was refused by the per-worker
+    /// rate limit (RFC 1812 §4.3.2.8); the packet that caused it is dropped.
+    IcmpRateLimited => "icmp_rate_limited",
+    /// A first fragment not tracked: the fragment tracker holds its cap of
+    /// datagrams (its later fragments could not be matched).
+    FragmentTrackerFull => "fragment_tracker_full",
+    /// An out-of-order fragment that could not be held (a hold cap), or one
+    /// the worker could not hand to the tracker.
+    FragmentHoldRefused => "fragment_hold_refused",
+    /// A held fragment whose first fragment did not come in time.
+    FragmentExpired => "fragment_expired",
+    /// A first fragment seen twice by the worker that tracks its datagram
+    /// (a network duplicate; never forwarded twice).
+    FragmentDuplicate => "fragment_duplicate",
 }
 
 /// Number of reasons.

@@ -101,8 +101,9 @@ pub struct Worker {
     pub ports: Vec<WorkerPort>,
     /// DPDK port id → config index (for handed-over packets).
     pub port_ids: Vec<u16>,
-    /// The packet path: tables, NAT, cache, counters.
-    pub path: Path,
+    /// The packet path: tables, NAT, cache, fragment trackers (holding
+    /// mbufs of out-of-order fragments), counters.
+    pub path: Path<Mbuf>,
     /// Packets for the control core (single producer: this worker).
     pub punt: Ring,
     /// Frames the control core asks this worker to send, one ring per port
@@ -162,8 +163,11 @@ impl Worker {
                 for mut m in rx.drain() {
                     c.handoff_in += 1;
                     let port = self.port_ids.iter().position(|&id| id == m.port()).unwrap_or(0);
-                    let a = self.path.process(&mut Pkt(&mut m), port, now);
-                    self.place(m, a, &mut c, &mut out);
+                    // Handed-over packets are never handed on again (a
+                    // fragment takes at most two hops between workers).
+                    let a = self.path.process_handed_over(&mut Pkt(&mut m), port, now);
+                    self.place(m, a, now, &mut c, &mut out);
+                    self.release(now, &mut c, &mut out);
                 }
             }
             for pi in 0..np {
@@ -180,7 +184,8 @@ impl Worker {
                         continue;
                     }
                     let a = self.path.process(&mut Pkt(&mut m), pi, now);
-                    self.place(m, a, &mut c, &mut out);
+                    self.place(m, a, now, &mut c, &mut out);
+                    self.release(now, &mut c, &mut out);
                 }
             }
             self.flush(&mut c, &mut out);
@@ -190,6 +195,10 @@ impl Worker {
                 }
             }
             self.path.nat.expire(now, EXPIRE_BUDGET);
+            self.path.expire_fragments(now, EXPIRE_BUDGET, &mut |m| {
+                drop(m);
+                c.drop(DropReason::FragmentExpired);
+            });
             c.loops += 1;
             if c.loops % PUBLISH_EVERY == 0 {
                 c.path = self.path.stats.clone();
@@ -203,6 +212,11 @@ impl Worker {
                 std::thread::sleep(idle);
             }
         }
+        // Held fragments are freed before the worker returns.
+        self.path.clear_fragments(&mut |m| {
+            drop(m);
+            c.drop(DropReason::FragmentExpired);
+        });
         c.path = self.path.stats.clone();
         c.echo_replied = c.path.echo_replied;
         c.nat_flows = self.path.nat.len() as u64;
@@ -214,8 +228,14 @@ impl Worker {
     /// Puts a processed packet where its action sends it; a full burst is
     /// flushed first, so nothing is dropped for lack of burst room.
     #[inline]
-    fn place(&mut self, m: Mbuf, a: Action, c: &mut Counters, out: &mut Out) {
+    fn place(&mut self, m: Mbuf, a: Action, now: Nanos, c: &mut Counters, out: &mut Out) {
         match a {
+            Action::Hold => {
+                if let Err(m) = self.path.hold(m, now) {
+                    drop(m);
+                    c.drop(DropReason::FragmentHoldRefused);
+                }
+            }
             Action::Tx(p) if p < out.tx.len() => {
                 if out.tx[p].is_full() {
                     self.flush_tx(p, c, out);
@@ -250,6 +270,16 @@ impl Worker {
                     c.drop(DropReason::HandoffRingFull);
                 }
             }
+        }
+    }
+
+    /// Processes the fragments that waited for their first fragment, right
+    /// after the packet that released them (so they leave in that order).
+    #[inline]
+    fn release(&mut self, now: Nanos, c: &mut Counters, out: &mut Out) {
+        while let Some((mut m, port)) = self.path.next_released() {
+            let a = self.path.process(&mut Pkt(&mut m), port, now);
+            self.place(m, a, now, c, out);
         }
     }
 

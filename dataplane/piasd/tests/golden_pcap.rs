@@ -31,7 +31,8 @@ fn golden(name: &str) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
 
 /// The static PIAS tables of proxy `me` (1 = A, 2 = B, 3 = C), as in the
 /// in-process golden tests.
-fn config(dir: &Path, tag: &str, me: u32, rx: &Path, tx: &Path, sock: &Path) -> String {
+fn config(dir: &Path, tag: &str, me: u32, rx: &Path, tx: &Path, sock: &Path, pin: bool) -> String {
+    let cache = if pin { "      cache: [3]\n" } else { "" };
     let addr = match me {
         1 => "192.0.2.10",
         2 => "192.0.2.11",
@@ -40,6 +41,11 @@ fn config(dir: &Path, tag: &str, me: u32, rx: &Path, tx: &Path, sock: &Path) -> 
     let role = match me {
         2 => "      japs: [ { proxy: 3, targets: 1 } ]\n",
         3 => "      targets: [ { address: \"203.0.113.5:8080\" } ]\n",
+        _ => "",
+    };
+    let urole = match me {
+        2 => "      japs: [ { proxy: 3, targets: 1 } ]\n",
+        3 => "      targets: [ { address: \"203.0.113.5:5353\" } ]\n",
         _ => "",
     };
     let _ = dir;
@@ -76,21 +82,27 @@ pias:
   groups:
     - group: "198.51.100.10:80/tcp"
       raps: [2]
-{role}"#,
+{role}{cache}    - group: "198.51.100.10:53/udp"
+      raps: [2]
+{urole}{cache}"#,
         pid = std::process::id(),
         rx = rx.display(),
         tx = tx.display(),
         sock = sock.display(),
         neigh = neigh,
         tag = tag.replace('+', "-"),
+        urole = urole,
+        cache = cache,
     )
 }
 
 fn run_case(name: &str, me: u32, proxy_mac: [u8; 6]) {
-    run_case_with(name, me, proxy_mac, "")
+    run_case_with(name, me, proxy_mac, false)
 }
 
-fn run_case_with(name: &str, me: u32, proxy_mac: [u8; 6], extra: &str) {
+/// `pin`: this proxy's IAP cache names C for both groups (the in-process
+/// cases that fill the cache first).
+fn run_case_with(name: &str, me: u32, proxy_mac: [u8; 6], pin: bool) {
     let (inputs, expected) = golden(name);
     assert!(!inputs.is_empty() && !expected.is_empty(), "{name}: golden pcaps missing");
     let dir = scratch(&format!("golden-{}", name.replace('+', "-")));
@@ -108,7 +120,7 @@ fn run_case_with(name: &str, me: u32, proxy_mac: [u8; 6], extra: &str) {
     let expected: Vec<Vec<u8>> = expected.iter().map(|f| swap(f, 6..12)).collect();
     write_pcap(&rx, &inputs);
     let cfg = dir.join("piasd.yaml");
-    std::fs::write(&cfg, config(&dir, name, me, &rx, &tx, &sock) + extra).unwrap();
+    std::fs::write(&cfg, config(&dir, name, me, &rx, &tx, &sock, pin)).unwrap();
 
     let mut d = Piasd::start(&cfg, &dir.join("piasd.log"));
     let n = inputs.len() as u64;
@@ -160,7 +172,7 @@ fn dpdk_seg4_then_seg6_reverse_nat() {
 /// Segment 7 needs a filled cache: pinned in the config.
 #[test]
 fn dpdk_seg7_iap_cached() {
-    run_case_with("seg7_iap_to_jap", 1, [0x02, 0, 0, 0, 0, 0x0a], "      cache: [3]\n");
+    run_case_with("seg7_iap_to_jap", 1, [0x02, 0, 0, 0, 0, 0x0a], true);
 }
 
 /// ICMP time exceeded and frag needed at the IAP.
@@ -168,4 +180,44 @@ fn dpdk_seg7_iap_cached() {
 fn dpdk_icmp_errors_at_the_iap() {
     run_case("icmp_ttl_exceeded", 1, [0x02, 0, 0, 0, 0, 0x0a]);
     run_case("icmp_frag_needed", 1, [0x02, 0, 0, 0, 0, 0x0a]);
+}
+
+const MAC_A: [u8; 6] = [0x02, 0, 0, 0, 0, 0x0a];
+const MAC_B: [u8; 6] = [0x02, 0, 0, 0, 0, 0x0b];
+const MAC_C: [u8; 6] = [0x02, 0, 0, 0, 0, 0x0c];
+
+/// ICMP errors about NAT'd flows and from inside tunnels (RFC 5508, RFC
+/// 2003 §4), each a sequence that first makes the flow.
+#[test]
+fn dpdk_icmp_translation_and_relay() {
+    for (name, me, mac, pin) in [
+        ("icmp_nat_frag_needed_to_client", 3, MAC_C, false),
+        ("icmp_nat_time_exceeded_to_client", 3, MAC_C, false),
+        ("icmp_nat_param_problem_to_client", 3, MAC_C, false),
+        ("icmp_nat_port_unreachable_to_client", 3, MAC_C, false),
+        ("icmp_reply_error_iap_to_jap", 1, MAC_A, true),
+        ("icmp_reply_error_rap_to_jap", 2, MAC_B, false),
+        ("icmp_reply_error_jap_to_target", 3, MAC_C, false),
+        ("icmp_tunnel_time_exceeded_relayed", 1, MAC_A, false),
+        ("icmp_tunnel_frag_needed_relayed", 1, MAC_A, false),
+    ] {
+        run_case_with(name, me, mac, pin);
+    }
+}
+
+/// Fragmented UDP in order and out of order (RFC 4787 REQ-14), at the IAP,
+/// the JAP and on the reverse path: out-of-order fragments are held in
+/// mbufs by the worker until their first fragment arrives.
+#[test]
+fn dpdk_fragments() {
+    for (name, me, mac, pin) in [
+        ("frag_iap_in_order", 1, MAC_A, true),
+        ("frag_iap_out_of_order", 1, MAC_A, true),
+        ("frag_jap_in_order", 3, MAC_C, false),
+        ("frag_jap_out_of_order", 3, MAC_C, false),
+        ("frag_reverse_in_order", 3, MAC_C, false),
+        ("frag_reverse_out_of_order", 3, MAC_C, false),
+    ] {
+        run_case_with(name, me, mac, pin);
+    }
 }
