@@ -1568,11 +1568,22 @@ impl<H> Path<H> {
         }
         forward::trim_to_ip(pkt);
         let ident = self.next_ident();
-        if forward::icmp_error_in_place(pkt, kind, ip, mac, ident) {
-            self.stats.icmp_sent += 1;
-            Action::Tx(port)
-        } else {
-            Action::Drop(reason)
+        if !forward::icmp_error_in_place(pkt, kind, ip, mac, ident) {
+            return Action::Drop(reason);
+        }
+        self.stats.icmp_sent += 1;
+        // The error goes to the offending packet's source by the routing
+        // table, not back to the previous hop: after a tunnel the previous
+        // hop is a proxy, not the way to the client.
+        let d = pkt.data();
+        let dst = Ipv4Addr::new(d[ETH_LEN + 16], d[ETH_LEN + 17], d[ETH_LEN + 18], d[ETH_LEN + 19]);
+        match self.route(dst) {
+            Some((out_port, _, src_mac, dst_mac)) if out_port == port => {
+                forward::set_eth(pkt, src_mac, dst_mac);
+                Action::Tx(out_port)
+            }
+            // Another port, or no resolved next hop: back the way it came.
+            _ => Action::Tx(port),
         }
     }
 }

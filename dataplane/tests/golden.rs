@@ -897,3 +897,21 @@ fn every_prefix_and_corruption_of_every_golden_input_is_safe() {
         }
     }
 }
+
+/// TTL 1 on arrival at the JAP (after two tunnels): the time exceeded goes
+/// to the client by the routing table (the gateway), not back to the
+/// proxy that tunnelled the packet here.
+#[test]
+fn icmp_error_at_the_jap_is_routed_to_the_client() {
+    let mut c: Path = proxy(Who::C, 0, 1, true);
+    let offending = tcp(Tcp { ttl: 1, ..client_syn(64) }, b"");
+    let input = eth(MAC_C, MAC_B, &ipip(B, C, 1, true, &offending));
+    let mut b = VecBuf::new(&input);
+    let a = c.process(&mut b, 0, NOW);
+    assert_eq!(a, Action::Tx(0));
+    let out = b.to_vec();
+    assert_eq!(&out[0..6], &MAC_GW, "to the gateway, towards the client");
+    assert_eq!(&out[6..12], &MAC_C);
+    let expected = icmp_error(C, CLIENT, 64, 1, 11, 0, [0; 4], &offending[..28]);
+    assert_eq!(&out[14..], &expected[..], "time exceeded from the JAP to the client");
+}
