@@ -13,7 +13,10 @@
 # with A's cache pinned to C, IAP→JAP direct (segment 7); SIGTERM ends
 # every piasd with exit 0 and a full mempool.
 #
-# Env: PIASD, PIASCTL, LAB_PREFIX (default pias-p).
+# Env: PIASD, PIASCTL, LAB_PREFIX (default pias-p), WORKERS (default 1;
+# with 2, each af_packet port has two queue pairs spread by the kernel's
+# flow hash, so flows land on workers that do not own them and are handed
+# over; the check then also wants handoffs counted at the JAP).
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
@@ -59,11 +62,14 @@ echo "hello from the target behind the anycast group" > "$work/index.html"
 ip netns exec ${LAB_PREFIX}-tg python3 -m http.server --bind 203.0.113.5 8080 --directory "$work" >/dev/null 2>&1 &
 LAB_PIDS+=("$!")
 
+WORKERS=${WORKERS:-1}
 conf() { # conf NAME ID ADDR EXTRA-GROUP-LINES
   local peers; peers=$(printf '%s\n' 192.0.2.10 192.0.2.11 192.0.2.12 | grep -vx "$3" | paste -sd, -)
+  local lcores="0@0" w
+  for ((w = 1; w <= WORKERS; w++)); do lcores="$lcores,$w@$(( ($2 + w) % $(nproc) ))"; done
   cat <<YAML
-eal: { lcores: "0@0,1@$(( $2 % $(nproc) ))", memory_mb: 256, no_huge: true, file_prefix: ${LAB_PREFIX}-$1-$$, vdevs: ["net_af_packet0,iface=px0"] }
-workers: 1
+eal: { lcores: "$lcores", memory_mb: 256, no_huge: true, file_prefix: ${LAB_PREFIX}-$1-$$, vdevs: ["net_af_packet0,iface=px0,qpairs=$WORKERS"] }
+workers: $WORKERS
 idle_sleep_us: 50
 ports: [ { device: net_af_packet0, address: $3/24, gateway: 192.0.2.1, neighbours: [$peers] } ]
 anycast: { prefixes: [198.51.100.0/24] }
@@ -87,7 +93,15 @@ start() { # start NAME ID ADDR EXTRA
   eval "pid_$1=$!"; LAB_PIDS+=("$!")
 }
 ctl() { "$PIASCTL" --socket "$work/piasd-$1.sock" "${@:2}"; }
-jget() { ctl "$1" status --json | python3 -c "import json,sys; d=json.load(sys.stdin); w=d['workers'][0]; sys.exit(0 if ($2) else 1)"; }
+# Counters summed over the workers: w["path"][k] and w["handoff_out"].
+jget() { ctl "$1" status --json | python3 -c "
+import json, sys
+d = json.load(sys.stdin)
+w = {'path': {}, 'handoff_out': 0, 'handoff_in': 0}
+for x in d['workers']:
+    for k, v in x['path'].items(): w['path'][k] = w['path'].get(k, 0) + v
+    w['handoff_out'] += x['handoff_out']; w['handoff_in'] += x['handoff_in']
+sys.exit(0 if ($2) else 1)"; }
 
 start_all() { # A's extra group lines decide the cache pin
   start a 1 192.0.2.10 "$1"
@@ -129,13 +143,20 @@ stop_all
 
 say "2. A's cache names C: later connections go A → C directly (segment 7)"
 start_all "      cache: [3]"
-for i in 1 2 3; do
+n=3; [ "$WORKERS" -gt 1 ] && n=12
+for i in $(seq $n); do
   out=$(fetch); echo "$out" | grep -q "hello from the target" || fail "cached fetch $i failed"
 done
-echo "3 fetches answered"
-wait_for 5 "A sent straight to the JAP" jget a 'w["path"]["iap_cached"] >= 9 and w["path"]["iap_to_rap"] == 0'
+echo "$n fetches answered"
+wait_for 5 "A sent straight to the JAP" jget a "w['path']['iap_cached'] >= 3 * $n and w['path']['iap_to_rap'] == 0"
 wait_for 5 "B saw nothing" jget b 'w["path"]["rap_forwarded"] == 0'
-wait_for 5 "C NATed 3 flows" jget c 'w["path"]["jap_new_flows"] >= 3'
+wait_for 5 "C NATed $n flows" jget c "w['path']['jap_new_flows'] >= $n"
+if [ "$WORKERS" -gt 1 ]; then
+  # With several flows over two queues, some land on the worker that does
+  # not own them: they must be handed over, and still all be answered.
+  wait_for 5 "C handed flows to their owning worker" jget c 'w["handoff_out"] >= 1 and w["handoff_in"] == w["handoff_out"]'
+  ctl c status --json | python3 -c "import json,sys; d=json.load(sys.stdin); print('C per worker: ' + ', '.join('w%d rx %d handoff-out %d nat-flows %d' % (w['index'], sum(w['rx']), w['handoff_out'], w['nat_flows']) for w in d['workers']))"
+fi
 ctl a status | sed -n '/iap-cache/,/^$/p'
 stop_all
 

@@ -61,3 +61,12 @@ fn foundation_lab_two_workers() {
 fn pias_path_lab() {
     run_lab("pias-path.sh", "pias-t3", &[]);
 }
+
+/// The same with two workers per proxy: tunnel packets land on whichever
+/// queue the kernel's hash of the outer header picks, so the JAP hands
+/// flows it does not own to the worker that does, and every fetch is still
+/// answered.
+#[test]
+fn pias_path_lab_two_workers() {
+    run_lab("pias-path.sh", "pias-t4", &[("WORKERS", "2")]);
+}
