@@ -195,3 +195,111 @@ control_socket: {sock}
     assert_eq!((echo_replies, arp_replies), (1, 1), "answers sent");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Bad tunnel and NAT input through the real daemon configured as a JAP
+/// (proxy C of the golden topology): every frame dropped under its reason,
+/// nothing forwarded, nothing leaked.
+#[test]
+fn malformed_tunnel_and_nat_burst_is_counted_and_leaks_nothing() {
+    const B: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 11);
+    const C: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 12);
+    const TARGET: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 5);
+    let client = Ipv4Addr::new(203, 0, 113, 100);
+    let ip = |src, dst, proto, p: &[u8]| ipv4(PCAP_MAC, PEER, src, dst, proto, p);
+    // An IPv4 packet without Ethernet, for tunnelling.
+    let inner = |src: Ipv4Addr, dst: Ipv4Addr, proto: u8, ttl: u8, p: &[u8]| {
+        let mut v = ipv4([0; 6], [0; 6], src, dst, proto, p)[14..].to_vec();
+        v[8] = ttl;
+        v[10] = 0;
+        v[11] = 0;
+        let c = pias_dataplane::wire::checksum::finish(checksum::data(&v[..20]));
+        v[10..12].copy_from_slice(&c.to_be_bytes());
+        v
+    };
+    let syn = tcp_syn_to(80);
+    let good_inner = inner(client, AA, 6, 62, &syn);
+    let nested = ip(B, C, 4, &inner(B, AA, 4, 64, &good_inner));
+    let mut bad_sum = ip(B, C, 4, &good_inner);
+    bad_sum[14 + 20 + 10] ^= 0xff;
+    let mut frag = ip(B, C, 4, &good_inner);
+    frag[14 + 6] = 0x20; // MF on the outer header
+    let c = {
+        let mut h = frag[14..34].to_vec();
+        h[10] = 0;
+        h[11] = 0;
+        pias_dataplane::wire::checksum::finish(checksum::data(&h))
+    };
+    frag[24..26].copy_from_slice(&c.to_be_bytes());
+    let mut bad_tcp = syn.clone();
+    bad_tcp[12] = 0x20; // data offset 2
+    let frames: Vec<(Vec<u8>, &str)> = vec![
+        (ip(Ipv4Addr::new(203, 0, 113, 66), C, 4, &good_inner), "tunnel_unknown_source"),
+        (nested, "tunnel_nested"),
+        (ip(B, C, 4, &inner(client, Ipv4Addr::new(203, 0, 113, 9), 6, 62, &syn)), "tunnel_inner_not_anycast"),
+        (ip(B, C, 4, &inner(B, AA, 6, 62, &syn)), "tunnel_loop"),
+        (bad_sum, "tunnel_malformed"),
+        (ip(B, C, 4, &good_inner[..30]), "tunnel_malformed"),
+        (frag, "tunnel_fragment"),
+        (ip(B, C, 4, &inner(client, AA, 6, 62, &tcp_syn_to(81))), "anycast_no_group"),
+        (ip(B, C, 4, &inner(client, AA, 6, 62, &bad_tcp)), "l4_malformed"),
+        (ip(TARGET, C, 6, &tcp_syn_to(20001)), "nat_no_entry"),
+    ];
+    let dir = scratch("bad-tunnel");
+    let input: Vec<Vec<u8>> = frames.iter().map(|(f, _)| f.clone()).collect();
+    let (rx, tx, sock) = (dir.join("in.pcap"), dir.join("out.pcap"), dir.join("ctl.sock"));
+    write_pcap(&rx, &input);
+    let cfg = dir.join("piasd.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"
+eal: {{ lcores: "0@0,1@0", memory_mb: 256, no_huge: true, file_prefix: pias-badtun-{pid}, vdevs: ["net_pcap0,rx_pcap={rx},tx_pcap={tx}"] }}
+workers: 1
+idle_sleep_us: 100
+ports: [{{ device: net_pcap0, address: 192.0.2.12/24, gateway: 192.0.2.1, static_neighbours: {{ 192.0.2.1: "02:00:00:00:00:01", 192.0.2.11: "02:00:00:00:00:0b" }} }}]
+anycast: {{ prefixes: [198.51.100.0/24] }}
+control_socket: {sock}
+pias:
+  me: 3
+  proxies:
+    - {{ id: 2, address: 192.0.2.11, cluster: 1 }}
+    - {{ id: 3, address: 192.0.2.12, cluster: 2 }}
+  nat: {{ ports: "20000-29999" }}
+  groups:
+    - group: "198.51.100.10:80/tcp"
+      raps: [2]
+      targets: [ {{ address: "203.0.113.5:8080" }} ]
+"#,
+            pid = std::process::id(),
+            rx = rx.display(),
+            tx = tx.display(),
+            sock = sock.display()
+        ),
+    )
+    .unwrap();
+    let mut d = Piasd::start(&cfg, &dir.join("piasd.log"));
+    let n = frames.len() as u64;
+    let status = wait_for(Duration::from_secs(30), || {
+        let s = piasd::ctl::request_status(&sock).ok()?;
+        let rx: u64 = s.workers.iter().flat_map(|w| w.rx.iter()).sum();
+        (rx >= n && s.uptime_s > 1.5).then_some(s)
+    });
+    let Some(status) = status else { panic!("piasd did not take the frames; log:\n{}", d.log()) };
+    let mut want: BTreeMap<String, u64> = BTreeMap::new();
+    for (_, r) in &frames {
+        *want.entry(r.to_string()).or_default() += 1;
+    }
+    assert_eq!(status.drops, want, "drops by reason");
+    assert_eq!(status.workers[0].nat_flows, 0, "no state from bad input");
+    assert_eq!(d.terminate(Duration::from_secs(20)), Some(0), "exit; log:\n{}", d.log());
+    let forwarded = read_pcap(&tx).into_iter().filter(|f| f.get(12..14) != Some(&[0x08, 0x06][..])).count();
+    assert_eq!(forwarded, 0, "nothing but our own ARP leaves");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A TCP SYN header to `dport` (data offset 5).
+fn tcp_syn_to(dport: u16) -> Vec<u8> {
+    let mut t = tcp_syn();
+    t[2..4].copy_from_slice(&dport.to_be_bytes());
+    t
+}
