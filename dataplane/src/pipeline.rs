@@ -919,6 +919,12 @@ impl<H> Path<H> {
                 return Action::Drop(DropReason::FragmentUnmatched);
             }
         }
+        // A target's join travels to an anycast address on the control
+        // port: native anycast brings it to the nearest proxy, which
+        // becomes its JAP (seed §3.1; DESIGN.md §5).
+        if ip.proto == 17 && ip.dport == self.cfg.control_port && !ip.later_frag {
+            return Action::Punt(Punt::Control);
+        }
         let tables = self.tables.clone();
         let Some((group, entry)) = tables.group_for(ip.dst, ip.dport, ip.proto) else {
             return Action::Drop(DropReason::AnycastNoGroup);

@@ -915,3 +915,17 @@ fn icmp_error_at_the_jap_is_routed_to_the_client() {
     let expected = icmp_error(C, CLIENT, 64, 1, 11, 0, [0; 4], &offending[..28]);
     assert_eq!(&out[14..], &expected[..], "time exceeded from the JAP to the client");
 }
+
+/// A target's join, UDP to an anycast address on the control port, goes to
+/// the control core of the proxy native anycast delivered it to; so does a
+/// control datagram to the proxy's own address.
+#[test]
+fn control_datagrams_to_anycast_and_unicast_are_punted() {
+    let mut a: Path = proxy(Who::A, 0, 1, true);
+    let port = PathConfig::default().control_port;
+    for dst in [AA, A] {
+        let join = eth(MAC_A, MAC_GW, &udp(Udp { src: TARGET, sport: 40123, dst, dport: port, ttl: 64, ident: 7 }, b"join"));
+        let mut b = VecBuf::new(&join);
+        assert_eq!(a.process(&mut b, 0, NOW), Action::Punt(pias_dataplane::iface::Punt::Control), "to {dst}");
+    }
+}
