@@ -1109,7 +1109,15 @@ impl<H> Path<H> {
                         Err(a) => return a.or_exception(&self.local, port),
                     }
                 }
-                if ip.proto == 17 && ip.dport == self.cfg.control_port {
+                // The control port may also be a NAT port (the NAT range is
+                // the operator's): a reply to a live mapping is NAT traffic,
+                // anything else to that port is a control datagram.
+                let nat_reply = || {
+                    self.nat
+                        .peek_reverse(TargetAddr { ip: ip.src, port: ip.sport }, ip.dport, ip.proto, now)
+                        .is_some()
+                };
+                if ip.proto == 17 && ip.dport == self.cfg.control_port && !nat_reply() {
                     Action::Punt(Punt::Control)
                 } else {
                     self.reverse(pkt, port, &ip, now)
