@@ -50,11 +50,9 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use pias_bench::scenario::{self, Config, Mode, Scenario, Traffic};
 use pias_dataplane::nat::{NatCounters, SECOND};
-use pias_dataplane::neighbour::Nanos;
-use pias_dataplane::packet::PacketBuf;
 use pias_dataplane::pipeline::{Action, Path, PathStats};
 use pias_dataplane::reason::{DropCounts, DropReason};
-use pias_dpdk::{tsc, tsc_hz, Burst32, Eal, Mbuf, Mempool, Port, PortConf, RxQueue, TxQueue};
+use pias_dpdk::{tsc, tsc_hz, Burst32, Eal, Mempool, Port, PortConf, RxQueue, TxQueue};
 
 #[derive(Parser, Debug)]
 #[command(about = "Run the PIAS packet path between two DPDK ports and report Mpps")]
@@ -116,54 +114,9 @@ fn parse_mode(s: &str) -> Result<Mode, String> {
     Mode::from_name(s).ok_or_else(|| format!("unknown mode {s:?}: one of iap-miss, iap-cached, rap, jap, jap-new, reverse"))
 }
 
-/// An mbuf seen through the packet logic's buffer trait (as piasd's worker).
-struct Pkt<'a>(&'a mut Mbuf);
+// The mbuf wrapper and the TSC clock are piasd's own (piasd::worker).
+use piasd::worker::{Clock, Pkt};
 
-impl PacketBuf for Pkt<'_> {
-    #[inline]
-    fn data(&self) -> &[u8] {
-        self.0.data()
-    }
-    #[inline]
-    fn data_mut(&mut self) -> &mut [u8] {
-        self.0.data_mut()
-    }
-    #[inline]
-    fn prepend(&mut self, n: usize) -> bool {
-        self.0.prepend(n).is_ok()
-    }
-    #[inline]
-    fn adj(&mut self, n: usize) -> bool {
-        self.0.adj(n).is_ok()
-    }
-    #[inline]
-    fn trim(&mut self, n: usize) -> bool {
-        self.0.trim(n).is_ok()
-    }
-    #[inline]
-    fn append(&mut self, n: usize) -> bool {
-        self.0.append(n).is_ok()
-    }
-}
-
-/// Nanoseconds from the TSC (piasd's worker clock).
-#[derive(Clone, Copy)]
-struct Clock {
-    hz: u64,
-    t0: u64,
-}
-
-impl Clock {
-    fn new() -> Clock {
-        Clock { hz: tsc_hz().max(1), t0: tsc() }
-    }
-
-    #[inline]
-    fn now(&self) -> Nanos {
-        let d = tsc().wrapping_sub(self.t0) as u128;
-        (d * 1_000_000_000 / self.hz as u128) as Nanos
-    }
-}
 
 /// NAT entries examined for expiry per iteration (piasd's EXPIRE_BUDGET).
 const EXPIRE_BUDGET: usize = 64;
