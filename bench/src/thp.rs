@@ -35,7 +35,14 @@ mod registry {
     pub static RANGES: Mutex<Vec<(usize, usize)>> = Mutex::new(Vec::new());
 }
 
+// SAFETY: `alloc` returns either System's block or a fresh private mapping
+// of at least `layout.size()` bytes aligned to 2 MiB (≥ `layout.align()`,
+// checked); `dealloc` unmaps only blocks recorded by `alloc` and hands every
+// other pointer back to System, so each block is freed by its own allocator.
+// The registry's small Vec allocations go to System (below 2 MiB): no
+// re-entry into the huge-page branch.
 unsafe impl GlobalAlloc for ThpAlloc {
+    // SAFETY: see the impl; callers uphold GlobalAlloc's contract.
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         if layout.size() < HUGE || layout.align() > HUGE || !ENABLED.load(Ordering::Relaxed) {
             return System.alloc(layout);
@@ -61,6 +68,8 @@ unsafe impl GlobalAlloc for ThpAlloc {
         aligned as *mut u8
     }
 
+    // SAFETY: `ptr` came from `alloc` with this `layout` (GlobalAlloc's
+    // contract), so it is either a recorded mapping or System's.
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         if layout.size() >= HUGE {
             let found = registry::RANGES.lock().ok().and_then(|mut r| {
