@@ -146,6 +146,11 @@ impl GroupRegistry {
         self.groups.get(group)
     }
 
+    /// Every group held (withdrawn ones included), in no order.
+    pub fn iter(&self) -> impl Iterator<Item = (&GroupAddr, &GroupRecord)> + '_ {
+        self.groups.iter()
+    }
+
     /// Groups held, tombstones included.
     pub fn len(&self) -> usize {
         self.groups.len()

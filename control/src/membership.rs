@@ -81,7 +81,7 @@ pub struct Config {
     pub incarnation: u32,
     /// The control port every proxy listens on.
     pub port: u16,
-    /// Addresses to say hello to when no neighbour is adjacent.
+    /// Addresses to say hello to until they are known as live proxies.
     pub seeds: Vec<SocketAddrV4>,
     /// Interval between heartbeats (and hellos).
     pub heartbeat_interval: Duration,
@@ -100,6 +100,11 @@ pub struct Config {
     pub max_neighbours: usize,
     /// Most datagrams of retransmissions per neighbour per heartbeat tick.
     pub max_retransmit_datagrams: usize,
+    /// Statements and acks to send are held this long after a received
+    /// message, so that relays batch up to 48 statements per datagram
+    /// instead of one (zero: send at once). Adds at most this much per
+    /// flooding hop.
+    pub flood_delay: Duration,
 }
 
 impl Config {
@@ -122,6 +127,7 @@ impl Config {
             max_proxies: DEFAULT_MAX_PROXIES,
             max_neighbours: 128,
             max_retransmit_datagrams: 4,
+            flood_delay: Duration::from_millis(10),
         }
     }
 
@@ -219,8 +225,12 @@ pub struct Counters {
     pub adjacencies_up: u64,
     /// Adjacencies lost to silence.
     pub adjacencies_down: u64,
-    /// Messages from new peers dropped because the neighbour table is full.
+    /// Messages from new peers that found the neighbour table full (they
+    /// get a stateless answer: see `stateless_replies`).
     pub neighbour_table_full: u64,
+    /// Heartbeats and flood acks sent without neighbour state, to peers the
+    /// table had no room for.
+    pub stateless_replies: u64,
     /// Flood datagrams queued.
     pub floods_sent: u64,
     /// Statements retransmitted.
@@ -342,6 +352,8 @@ pub struct Membership {
     neighbours: BTreeMap<ProxyId, Neighbour>,
     next_tick: Instant,
     next_refresh: Instant,
+    /// Outboxes are flushed at this time (see `Config::flood_delay`).
+    flush_due: Option<Instant>,
     /// The live set changed: recompute the neighbours before flushing.
     live_changed: bool,
     transmits: VecDeque<Transmit>,
@@ -377,6 +389,7 @@ impl Membership {
             live: vec![cfg.me],
             ring: vec![(proxy_hash(cfg.me), cfg.me)],
             next_tick: now,
+            flush_due: None,
             next_refresh: now + cfg.refresh_interval,
             live_changed: false,
             cfg,
@@ -470,21 +483,64 @@ impl Membership {
                     self.counters.bad_hello += 1;
                 } else if self.heard(now, from, src, Some(l.incarnation), Some(true)) {
                     self.receive_lsa(now, from, l);
+                } else {
+                    // Table full: still learn the statement and show
+                    // we are alive, without keeping state for `from`.
+                    self.receive_lsa(now, from, l);
+                    self.reply_alive(src);
                 }
             }
             Message::Heartbeat(hb) => {
-                self.heard(now, from, src, Some(hb.incarnation), Some(hb.monitoring));
+                let known = self.heard(now, from, src, Some(hb.incarnation), Some(hb.monitoring));
+                if !known && hb.monitoring {
+                    self.reply_alive(src);
+                }
             }
             Message::Flood(f) => self.on_flood(now, from, src, f),
             Message::FloodAck(a) => self.on_flood_ack(now, from, src, a),
             _ => {}
         }
-        self.flush(now);
+        if self.cfg.flood_delay.is_zero() {
+            self.flush(now);
+        } else {
+            let t = now + self.cfg.flood_delay;
+            self.flush_due = Some(self.flush_due.map_or(t, |d| d.min(t)));
+        }
         true
+    }
+
+    /// A heartbeat to a proxy the neighbour table has no room for: it
+    /// monitors this proxy, and without an answer it would declare it
+    /// dead. A stateless answer per message it sends (at most one per its
+    /// heartbeat interval) keeps it right.
+    fn reply_alive(&mut self, to: SocketAddrV4) {
+        self.counters.stateless_replies += 1;
+        self.transmits.push_back(Transmit {
+            dest: to,
+            msg: Message::Heartbeat(Heartbeat {
+                incarnation: self.me_lsa.incarnation,
+                monitoring: false,
+            }),
+        });
     }
 
     fn on_flood(&mut self, now: Instant, from: ProxyId, src: SocketAddrV4, f: &Flood) {
         if !self.heard(now, from, src, None, None) {
+            // Table full: install and relay what is new, and acknowledge
+            // at once so the sender stops retransmitting.
+            let acks: Vec<LsaKey> = f.entries.iter().map(|l| l.key()).collect();
+            for lsa in &f.entries {
+                self.receive_lsa(now, from, *lsa);
+            }
+            self.counters.stateless_replies += 1;
+            for chunk in acks.chunks(MAX_FLOOD_ACKS) {
+                self.transmits.push_back(Transmit {
+                    dest: src,
+                    msg: Message::FloodAck(FloodAck {
+                        acks: chunk.to_vec(),
+                    }),
+                });
+            }
             return;
         }
         for lsa in &f.entries {
@@ -524,6 +580,9 @@ impl Membership {
                 None => {}
             }
         }
+        if let Some(f) = self.flush_due {
+            t = t.min(f);
+        }
         Some(t)
     }
 
@@ -534,6 +593,7 @@ impl Membership {
             self.next_tick = now + self.cfg.heartbeat_interval;
         }
         self.check_dead(now);
+        self.flush_due = None;
         self.flush(now);
     }
 
@@ -758,10 +818,8 @@ impl Membership {
             self.next_refresh = now + self.cfg.refresh_interval;
         }
         let me_inc = self.me_lsa.incarnation;
-        let mut any_adjacent = false;
         for nb in self.neighbours.values() {
             let msg = if nb.last_heard.is_some() {
-                any_adjacent = true;
                 if !(nb.wanted || nb.monitors_us_until.is_some_and(|t| t > now)) {
                     continue;
                 }
@@ -776,17 +834,35 @@ impl Membership {
             };
             self.transmits.push_back(Transmit { dest: nb.addr, msg });
         }
-        if !any_adjacent {
-            let me = self.control_addr(self.cfg.addr);
-            for seed in self.cfg.seeds.iter().filter(|s| **s != me) {
-                self.transmits.push_back(Transmit {
-                    dest: *seed,
-                    msg: Message::Hello(Hello { lsa: self.me_lsa }),
-                });
-            }
+        // Seeds not known as live proxies get a hello every tick. Saying
+        // hello to seeds only while no neighbour is adjacent would let two
+        // proxies that found each other first stay an island forever.
+        let me = self.control_addr(self.cfg.addr);
+        let pending: Vec<SocketAddrV4> = self
+            .cfg
+            .seeds
+            .iter()
+            .filter(|s| **s != me && !self.live_at(**s))
+            .copied()
+            .collect();
+        for seed in pending {
+            self.transmits.push_back(Transmit {
+                dest: seed,
+                msg: Message::Hello(Hello { lsa: self.me_lsa }),
+            });
         }
         self.retransmit(now);
         self.age(now);
+    }
+
+    /// Whether a live proxy of the database has this control address.
+    fn live_at(&self, a: SocketAddrV4) -> bool {
+        a.port() == self.cfg.port
+            && self.live.iter().any(|id| {
+                self.lsdb
+                    .get(id)
+                    .is_some_and(|e| e.lsa.addr == *a.ip() && e.lsa.state == ProxyState::Up)
+            })
     }
 
     fn retransmit(&mut self, now: Instant) {

@@ -23,6 +23,7 @@
 //! changes the RAP set only of groups that have that proxy among their RAPs
 //! after (added) or had it before (removed).
 
+use hashbrown::HashMap;
 use pias_dataplane::types::{ClusterId, GroupAddr, ProxyId};
 
 use crate::membership::Event;
@@ -166,6 +167,124 @@ impl Rendezvous {
             *dst = src.1;
         }
         set
+    }
+}
+
+/// One group's RAPs with their scores, best first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Ranked {
+    gh: u64,
+    set: RapSet,
+    scores: [u64; MAX_RAPS],
+}
+
+/// The RAP sets of many groups, kept current as proxies come and go
+/// without recomputing every group: a proxy coming up is scored once per
+/// group (O(groups)) and enters only the sets it beats the last member
+/// of; a proxy going down forces a full lookup ([`Rendezvous::raps`]) only
+/// for the groups it was a RAP of (a fraction `k / n` of them). The result
+/// is always what [`Rendezvous::raps`] would give (property-tested).
+#[derive(Clone, Debug, Default)]
+pub struct RapTable {
+    k: usize,
+    groups: HashMap<GroupAddr, Ranked>,
+}
+
+impl RapTable {
+    /// No group; `k` RAPs per group (clamped to [`MAX_RAPS`]).
+    pub fn new(k: usize) -> Self {
+        RapTable {
+            k: k.min(MAX_RAPS),
+            groups: HashMap::new(),
+        }
+    }
+
+    /// RAPs per group.
+    pub fn k(&self) -> usize {
+        self.k
+    }
+
+    /// Groups held.
+    pub fn len(&self) -> usize {
+        self.groups.len()
+    }
+
+    /// True when no group is held.
+    pub fn is_empty(&self) -> bool {
+        self.groups.is_empty()
+    }
+
+    fn rank(rz: &Rendezvous, g: &GroupAddr, k: usize) -> Ranked {
+        let gh = group_hash(g);
+        let set = rz.raps(g, k);
+        let mut scores = [0u64; MAX_RAPS];
+        for (s, p) in scores.iter_mut().zip(set.as_slice()) {
+            *s = score(gh, proxy_hash(*p));
+        }
+        Ranked { gh, set, scores }
+    }
+
+    /// Add (or recompute) a group.
+    pub fn insert(&mut self, g: GroupAddr, rz: &Rendezvous) {
+        let r = Self::rank(rz, &g, self.k);
+        self.groups.insert(g, r);
+    }
+
+    /// Forget a group.
+    pub fn remove(&mut self, g: &GroupAddr) {
+        self.groups.remove(g);
+    }
+
+    /// The group's RAPs, best first (empty for an unknown group).
+    pub fn get(&self, g: &GroupAddr) -> &[ProxyId] {
+        self.groups.get(g).map_or(&[], |r| r.set.as_slice())
+    }
+
+    /// `p` came up (and is already in `rz`'s live set): returns the groups
+    /// whose RAP set changed.
+    pub fn proxy_up(&mut self, p: ProxyId) -> Vec<GroupAddr> {
+        let ph = proxy_hash(p);
+        let k = self.k;
+        let better = |a: (u64, ProxyId), b: (u64, ProxyId)| a.0 > b.0 || (a.0 == b.0 && a.1 < b.1);
+        let mut changed = Vec::new();
+        for (g, r) in self.groups.iter_mut() {
+            if k == 0 || r.set.contains(p) {
+                continue;
+            }
+            let s = score(r.gh, ph);
+            let n = r.set.len();
+            if n == k && !better((s, p), (r.scores[n - 1], r.set.ids[n - 1])) {
+                continue;
+            }
+            // Insert in order, dropping the last when full.
+            let mut i = if n < k { n } else { k - 1 };
+            while i > 0 && better((s, p), (r.scores[i - 1], r.set.ids[i - 1])) {
+                r.scores[i] = r.scores[i - 1];
+                r.set.ids[i] = r.set.ids[i - 1];
+                i -= 1;
+            }
+            r.scores[i] = s;
+            r.set.ids[i] = p;
+            if n < k {
+                r.set.len += 1;
+            }
+            changed.push(*g);
+        }
+        changed
+    }
+
+    /// `p` went down (and is already out of `rz`'s live set): returns the
+    /// groups whose RAP set changed.
+    pub fn proxy_down(&mut self, p: ProxyId, rz: &Rendezvous) -> Vec<GroupAddr> {
+        let k = self.k;
+        let mut changed = Vec::new();
+        for (g, r) in self.groups.iter_mut() {
+            if r.set.contains(p) {
+                *r = Self::rank(rz, g, k);
+                changed.push(*g);
+            }
+        }
+        changed
     }
 }
 

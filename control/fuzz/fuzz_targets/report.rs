@@ -1,5 +1,6 @@
 #![no_main]
-//! JAP ↔ RAP bodies (Report, ReportAck) and the proximity bodies.
+//! JAP ↔ RAP bodies (Report, ReportAck), the RAP-less groups' JapAnnounce
+//! and the proximity bodies.
 
 #[path = "common.rs"]
 mod common;
@@ -15,6 +16,7 @@ fuzz_target!(|data: &[u8]| {
             MessageType::RttProbe,
             MessageType::RttReply,
             MessageType::RttAdvert,
+            MessageType::JapAnnounce,
         ],
         data,
     );

@@ -14,8 +14,12 @@ fn sock(i: u32) -> SocketAddrV4 {
     SocketAddrV4::new(addr(i), DEFAULT_CONTROL_PORT)
 }
 
+/// Unit tests check what each message causes at once: no flood delay.
 fn cfg(i: u32) -> Config {
-    Config::new(ProxyId(i), addr(i), ClusterId(i as u16), 1)
+    Config {
+        flood_delay: Duration::ZERO,
+        ..Config::new(ProxyId(i), addr(i), ClusterId(i as u16), 1)
+    }
 }
 
 fn t(ms: u64) -> Instant {
@@ -501,4 +505,106 @@ fn heartbeats_whoever_monitors_it_until_that_lapses() {
     assert_eq!(m.neighbours().count(), 0);
     assert_eq!(m.counters().declared_down, 0);
     assert_eq!(m.counters().adjacencies_down, 1);
+}
+
+#[test]
+fn a_flood_delay_batches_relays() {
+    let mut c = cfg(1);
+    c.flood_delay = Duration::from_millis(10);
+    let mut m = Membership::new(c, t(0)).unwrap();
+    m.handle_timeout(t(0));
+    drain(&mut m);
+    // Neighbour 2 says hello: the heartbeat back goes at once, the
+    // database waits for the delay.
+    m.handle(
+        t(1),
+        ProxyId(2),
+        sock(2),
+        &Message::Hello(Hello { lsa: up(2, 1, 1) }),
+    );
+    let now: Vec<Transmit> = drain(&mut m);
+    assert!(now
+        .iter()
+        .all(|x| !matches!(x.msg, Message::Flood(_) | Message::FloodAck(_))));
+    assert_eq!(m.poll_timeout(), Some(t(11)));
+    m.handle_timeout(t(11));
+    let later = drain(&mut m);
+    assert!(later.iter().any(|x| matches!(x.msg, Message::Flood(_))));
+}
+
+#[test]
+fn seeds_get_hellos_until_known_even_with_an_adjacency() {
+    let mut c = cfg(1);
+    c.seeds = vec![sock(2), sock(3)];
+    let mut m = Membership::new(c, t(0)).unwrap();
+    m.handle_timeout(t(0));
+    let hellos = |v: Vec<Transmit>| -> Vec<SocketAddrV4> {
+        v.into_iter()
+            .filter(|x| matches!(x.msg, Message::Hello(_)))
+            .map(|x| x.dest)
+            .collect()
+    };
+    assert_eq!(hellos(drain(&mut m)), vec![sock(2), sock(3)]);
+    // 2 answers: adjacent, and known. 3 is still unknown: hello again.
+    m.handle(
+        t(10),
+        ProxyId(2),
+        sock(2),
+        &Message::Hello(Hello { lsa: up(2, 1, 1) }),
+    );
+    drain(&mut m);
+    m.handle_timeout(t(1000));
+    let h = hellos(drain(&mut m));
+    assert!(h.contains(&sock(3)), "{h:?}");
+    assert!(!h.contains(&sock(2)) || m.neighbours().any(|n| n.0 == ProxyId(2) && n.2));
+}
+
+#[test]
+fn a_full_table_still_answers_monitors_and_acks_floods() {
+    let mut c = cfg(1);
+    c.max_neighbours = 2;
+    let mut m = Membership::new(c, t(0)).unwrap();
+    for p in [2, 3] {
+        m.handle(
+            t(1),
+            ProxyId(p),
+            sock(p),
+            &Message::Hello(Hello { lsa: up(p, 1, 1) }),
+        );
+    }
+    drain(&mut m);
+    // Proxy 4 monitors us: it gets a heartbeat back although there is no
+    // room for it, and its statement is learnt.
+    m.handle(
+        t(2),
+        ProxyId(4),
+        sock(4),
+        &Message::Hello(Hello { lsa: up(4, 1, 1) }),
+    );
+    let out = drain(&mut m);
+    assert!(out
+        .iter()
+        .any(|x| x.dest == sock(4) && matches!(x.msg, Message::Heartbeat(_))));
+    assert!(m.proxy(ProxyId(4)).is_some());
+    assert!(!m.neighbours().any(|n| n.0 == ProxyId(4)));
+    m.handle(
+        t(3),
+        ProxyId(4),
+        sock(4),
+        &Message::Heartbeat(Heartbeat {
+            incarnation: 1,
+            monitoring: true,
+        }),
+    );
+    assert!(drain(&mut m)
+        .iter()
+        .any(|x| x.dest == sock(4) && matches!(x.msg, Message::Heartbeat(_))));
+    // A flood from it is installed and acknowledged at once.
+    m.handle(t(4), ProxyId(4), sock(4), &flood(vec![up(5, 1, 1)]));
+    let out = drain(&mut m);
+    assert!(out
+        .iter()
+        .any(|x| x.dest == sock(4) && matches!(&x.msg, Message::FloodAck(a) if a.acks.len() == 1)));
+    assert!(m.is_up(ProxyId(5)));
+    assert!(m.counters().stateless_replies >= 3);
 }

@@ -216,3 +216,38 @@ proptest! {
         prop_assert_eq!(a.raps(&g, k).len(), k.min(ids.len()));
     }
 }
+
+proptest! {
+    /// The incremental table always equals a fresh lookup, through any
+    /// sequence of proxies coming and going, and reports exactly the
+    /// groups whose set changed.
+    #[test]
+    fn rap_table_tracks_rendezvous(
+        ops in proptest::collection::vec((any::<bool>(), 0u32..40), 1..80),
+        k in 1usize..5,
+    ) {
+        let groups: Vec<GroupAddr> = (1..=30).map(udp).collect();
+        let mut rz = live(0..10);
+        let mut t = RapTable::new(k);
+        for g in &groups {
+            t.insert(*g, &rz);
+        }
+        for (up, p) in ops {
+            let p = ProxyId(p);
+            let before: Vec<Vec<ProxyId>> = groups.iter().map(|g| t.get(g).to_vec()).collect();
+            let changed = if up {
+                rz.insert(p);
+                t.proxy_up(p)
+            } else {
+                rz.remove(p);
+                t.proxy_down(p, &rz)
+            };
+            for (i, g) in groups.iter().enumerate() {
+                let want = rz.raps(g, k);
+                prop_assert_eq!(t.get(g), want.as_slice());
+                let moved = before[i].as_slice() != want.as_slice();
+                prop_assert_eq!(moved, changed.contains(g), "group {}", i);
+            }
+        }
+    }
+}

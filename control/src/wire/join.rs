@@ -136,8 +136,12 @@ pub enum NackReason {
     Full,
     /// The group was withdrawn by the operator (wire 6).
     Withdrawn,
-    /// Refresh or leave for a target this JAP does not hold (wire 7).
+    /// Leave for a target this JAP does not hold (wire 7).
     NotJoined,
+    /// The target address cannot be a target: not a unicast host address,
+    /// inside the anycast prefix, a proxy's address, or a port on a
+    /// whole-IP group (wire 8).
+    BadTarget,
 }
 
 impl NackReason {
@@ -150,6 +154,7 @@ impl NackReason {
             5 => NackReason::Full,
             6 => NackReason::Withdrawn,
             7 => NackReason::NotJoined,
+            8 => NackReason::BadTarget,
             _ => return Err(WireError::BadField("nack reason")),
         })
     }
@@ -163,6 +168,7 @@ impl NackReason {
             NackReason::Full => 5,
             NackReason::Withdrawn => 6,
             NackReason::NotJoined => 7,
+            NackReason::BadTarget => 8,
         }
     }
 }

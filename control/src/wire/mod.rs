@@ -37,7 +37,7 @@ pub use japlist::{Invalidate, JapList, RapQuery};
 pub use join::{JoinAck, JoinNack, NackReason, TargetRequest};
 pub use membership::{Flood, FloodAck, Heartbeat, Hello, Lsa, LsaKey, ProxyState};
 pub use proximity::{RttAdvert, RttEntry, RttProbe, RttReply};
-pub use report::{Report, ReportAck, ReportAckEntry, ReportEntry};
+pub use report::{JapAnnounce, Report, ReportAck, ReportAckEntry, ReportEntry};
 
 use cursor::{Reader, Writer};
 
@@ -237,6 +237,8 @@ message_types! {
     Invalidate = 0x23, ProxyMac;
     /// IAP → RAP: send me the group's JAP list.
     RapQuery = 0x24, ProxyMac;
+    /// JAP → every proxy: target counts of RAP-less groups (flooded).
+    JapAnnounce = 0x25, ProxyMac;
     /// Target → anycast address: join a group.
     Join = 0x40, GroupSigned;
     /// Target → its JAP: renew the soft state of a join.
@@ -278,6 +280,8 @@ pub enum Message {
     Invalidate(Invalidate),
     /// See [`RapQuery`].
     RapQuery(RapQuery),
+    /// See [`JapAnnounce`].
+    JapAnnounce(JapAnnounce),
     /// A join: see [`TargetRequest`].
     Join(TargetRequest),
     /// A refresh: see [`TargetRequest`].
@@ -308,6 +312,7 @@ impl Message {
             Message::JapList(_) => MessageType::JapList,
             Message::Invalidate(_) => MessageType::Invalidate,
             Message::RapQuery(_) => MessageType::RapQuery,
+            Message::JapAnnounce(_) => MessageType::JapAnnounce,
             Message::Join(_) => MessageType::Join,
             Message::Refresh(_) => MessageType::Refresh,
             Message::Leave(_) => MessageType::Leave,
@@ -336,6 +341,7 @@ impl Message {
             MessageType::JapList => Message::JapList(JapList::parse(&mut r)?),
             MessageType::Invalidate => Message::Invalidate(Invalidate::parse(&mut r)?),
             MessageType::RapQuery => Message::RapQuery(RapQuery::parse(&mut r)?),
+            MessageType::JapAnnounce => Message::JapAnnounce(JapAnnounce::parse(&mut r)?),
             MessageType::Join => Message::Join(TargetRequest::parse(&mut r, ty)?),
             MessageType::Refresh => Message::Refresh(TargetRequest::parse(&mut r, ty)?),
             MessageType::Leave => Message::Leave(TargetRequest::parse(&mut r, ty)?),
@@ -362,6 +368,7 @@ impl Message {
             Message::JapList(m) => m.body_len(),
             Message::Invalidate(_) => Invalidate::LEN,
             Message::RapQuery(_) => RapQuery::LEN,
+            Message::JapAnnounce(m) => m.body_len(),
             Message::Join(_) | Message::Refresh(_) | Message::Leave(_) => TargetRequest::LEN,
             Message::JoinAck(_) => JoinAck::LEN,
             Message::JoinNack(_) => JoinNack::LEN,
@@ -389,6 +396,7 @@ impl Message {
             Message::JapList(m) => m.emit(w),
             Message::Invalidate(m) => m.emit(w),
             Message::RapQuery(m) => m.emit(w),
+            Message::JapAnnounce(m) => m.emit(w),
             Message::Join(m) => m.emit(w, MessageType::Join),
             Message::Refresh(m) => m.emit(w, MessageType::Refresh),
             Message::Leave(m) => m.emit(w, MessageType::Leave),

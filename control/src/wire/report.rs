@@ -45,42 +45,92 @@ pub struct Report {
     pub entries: Vec<ReportEntry>,
 }
 
+/// The shared body of [`Report`] and [`JapAnnounce`]: JAP (4), count (1),
+/// `count` × [`ReportEntry`].
+fn parse_entries(r: &mut Reader<'_>) -> Result<(ProxyId, Vec<ReportEntry>), WireError> {
+    let jap = ProxyId(r.u32()?);
+    let n = r.count("report entries", MAX_REPORT_ENTRIES, ReportEntry::LEN)?;
+    let mut entries = Vec::with_capacity(n);
+    for _ in 0..n {
+        let group = parse_group_addr(r)?;
+        let approx_targets = r.u32()?;
+        let flags = r.u8()?;
+        if flags & !ENTRY_OVERLOADED != 0 {
+            return Err(WireError::BadField("report flags"));
+        }
+        let seq = r.u32()?;
+        entries.push(ReportEntry {
+            group,
+            approx_targets,
+            overloaded: flags & ENTRY_OVERLOADED != 0,
+            seq,
+        });
+    }
+    Ok((jap, entries))
+}
+
+fn emit_entries(
+    w: &mut Writer<'_>,
+    jap: ProxyId,
+    entries: &[ReportEntry],
+) -> Result<(), EmitError> {
+    w.u32(jap.0)?;
+    w.count("report entries", entries.len(), MAX_REPORT_ENTRIES)?;
+    entries.iter().try_for_each(|e| {
+        emit_group_addr(w, &e.group)?;
+        w.u32(e.approx_targets)?;
+        w.u8(if e.overloaded { ENTRY_OVERLOADED } else { 0 })?;
+        w.u32(e.seq)
+    })
+}
+
 impl Report {
     pub(crate) fn body_len(&self) -> usize {
         4 + 1 + self.entries.len() * ReportEntry::LEN
     }
 
     pub(crate) fn parse(r: &mut Reader<'_>) -> Result<Self, WireError> {
-        let jap = ProxyId(r.u32()?);
-        let n = r.count("report entries", MAX_REPORT_ENTRIES, ReportEntry::LEN)?;
-        let mut entries = Vec::with_capacity(n);
-        for _ in 0..n {
-            let group = parse_group_addr(r)?;
-            let approx_targets = r.u32()?;
-            let flags = r.u8()?;
-            if flags & !ENTRY_OVERLOADED != 0 {
-                return Err(WireError::BadField("report flags"));
-            }
-            let seq = r.u32()?;
-            entries.push(ReportEntry {
-                group,
-                approx_targets,
-                overloaded: flags & ENTRY_OVERLOADED != 0,
-                seq,
-            });
-        }
+        let (jap, entries) = parse_entries(r)?;
         Ok(Report { jap, entries })
     }
 
     pub(crate) fn emit(&self, w: &mut Writer<'_>) -> Result<(), EmitError> {
-        w.u32(self.jap.0)?;
-        w.count("report entries", self.entries.len(), MAX_REPORT_ENTRIES)?;
-        self.entries.iter().try_for_each(|e| {
-            emit_group_addr(w, &e.group)?;
-            w.u32(e.approx_targets)?;
-            w.u8(if e.overloaded { ENTRY_OVERLOADED } else { 0 })?;
-            w.u32(e.seq)
-        })
+        emit_entries(w, self.jap, &self.entries)
+    }
+}
+
+/// JAP → every proxy: its live target counts for RAP-less groups (seed
+/// §3.2, end: "spread JAP information among all APs"). Same body as
+/// [`Report`], different contract: sent to every live proxy rather than
+/// to a group's RAPs, never acknowledged (a receiver of 20 000 would
+/// implode the sender), counts exact rather than banded, and repeated
+/// every announce interval so that a lost datagram is repaired and a
+/// receiver can expire entries that stop being refreshed. `seq` orders
+/// the announcements of one `(JAP, group)`; a count of 0 withdraws the
+/// JAP from the group.
+///
+/// Body: JAP (4; must equal the header's sender), count (1), `count` ×
+/// [`ReportEntry`], `count` ≤ [`MAX_REPORT_ENTRIES`].
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct JapAnnounce {
+    /// The announcing JAP.
+    pub jap: ProxyId,
+    /// Per-group state.
+    pub entries: Vec<ReportEntry>,
+}
+
+impl JapAnnounce {
+    pub(crate) fn body_len(&self) -> usize {
+        4 + 1 + self.entries.len() * ReportEntry::LEN
+    }
+
+    pub(crate) fn parse(r: &mut Reader<'_>) -> Result<Self, WireError> {
+        let (jap, entries) = parse_entries(r)?;
+        Ok(JapAnnounce { jap, entries })
+    }
+
+    pub(crate) fn emit(&self, w: &mut Writer<'_>) -> Result<(), EmitError> {
+        emit_entries(w, self.jap, &self.entries)
     }
 }
 

@@ -180,6 +180,25 @@ pub(crate) mod strategies {
                 jap: ProxyId(j)
             })),
             group().prop_map(|group| Message::RapQuery(RapQuery { group })),
+            (
+                any::<u32>(),
+                proptest::collection::vec(
+                    (group(), any::<u32>(), any::<bool>(), any::<u32>()),
+                    0..=MAX_REPORT_ENTRIES
+                )
+            )
+                .prop_map(|(jap, es)| Message::JapAnnounce(JapAnnounce {
+                    jap: ProxyId(jap),
+                    entries: es
+                        .into_iter()
+                        .map(|(group, approx_targets, overloaded, seq)| ReportEntry {
+                            group,
+                            approx_targets,
+                            overloaded,
+                            seq
+                        })
+                        .collect(),
+                })),
         ]
     }
 
@@ -193,6 +212,7 @@ pub(crate) mod strategies {
             Just(NackReason::Full),
             Just(NackReason::Withdrawn),
             Just(NackReason::NotJoined),
+            Just(NackReason::BadTarget),
         ];
         prop_oneof![
             target_request(false).prop_map(Message::Join),
@@ -362,6 +382,59 @@ fn japlist_literal() {
     want.extend_from_slice(&[0u8; MAC_TAG_LEN]);
     assert_eq!(emit_vec(Some(&h), &m), want);
     assert_eq!(decode_unauthenticated(&want).unwrap().1, m);
+}
+
+#[test]
+fn jap_announce_literal() {
+    let h = ProxyHeader {
+        sender: ProxyId(2),
+        key_id: KeyId(0),
+        epoch: 1,
+        seq: 7,
+    };
+    let m = Message::JapAnnounce(JapAnnounce {
+        jap: ProxyId(2),
+        entries: vec![ReportEntry {
+            group: udp_group(),
+            approx_targets: 3,
+            overloaded: true,
+            seq: 9,
+        }],
+    });
+    let mut want = vec![
+        0x01, 0x25, 0x00, 0x3b, // version, JapAnnounce, length 59
+        0, 0, 0, 2, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 7, // header
+        0, 0, 0, 2, 1, // JAP 2, one entry
+        198, 51, 100, 10, 0, 53, 17, // 198.51.100.10:53/udp
+        0, 0, 0, 3, 1, 0, 0, 0, 9, // 3 targets, overloaded, seq 9
+    ];
+    want.extend_from_slice(&[0u8; MAC_TAG_LEN]);
+    assert_eq!(emit_vec(Some(&h), &m), want);
+    assert_eq!(decode_unauthenticated(&want).unwrap().1, m);
+    // Reserved flag bits are refused, as in a report.
+    let mut bad = want.clone();
+    bad[PROXY_HEADER_LEN + 5 + 11] = 2;
+    assert!(matches!(
+        decode_unauthenticated(&bad),
+        Err(WireError::BadField("report flags"))
+    ));
+}
+
+#[test]
+fn nack_reasons_roundtrip() {
+    for (v, r) in [(7u8, NackReason::NotJoined), (8, NackReason::BadTarget)] {
+        let mut body = vec![198, 51, 100, 10, 0, 53, 17, 203, 0, 113, 5, 0, 53];
+        body.extend_from_slice(&[0; 8]);
+        body.push(v);
+        match Message::parse_body(MessageType::JoinNack, &body) {
+            Ok(Message::JoinNack(n)) => assert_eq!(n.reason, r),
+            other => panic!("{other:?}"),
+        }
+    }
+    let mut body = vec![198, 51, 100, 10, 0, 53, 17, 203, 0, 113, 5, 0, 53];
+    body.extend_from_slice(&[0; 8]);
+    body.push(9);
+    assert!(Message::parse_body(MessageType::JoinNack, &body).is_err());
 }
 
 #[test]
@@ -618,6 +691,18 @@ fn caps() {
                     band_pct: 25
                 };
                 MAX_REPORT_ACK_ENTRIES
+            ],
+        }),
+        Message::JapAnnounce(JapAnnounce {
+            jap: ProxyId(1),
+            entries: vec![
+                ReportEntry {
+                    group: udp_group(),
+                    approx_targets: 1,
+                    overloaded: false,
+                    seq: 1
+                };
+                MAX_REPORT_ENTRIES
             ],
         }),
     ];
