@@ -134,6 +134,43 @@ pub mod raw {
         /// UDP port of the PIAS control protocol.
         #[serde(default)]
         pub control_port: Option<u16>,
+        /// Run the PIAS control plane: membership, joins, RAPs, caches are
+        /// learned at run time instead of pinned here.
+        #[serde(default)]
+        pub control: Option<Control>,
+    }
+
+    /// The control plane's settings (`pias.control`).
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Control {
+        /// File holding the proxy-group secret (hex, ≥ 32 bytes).
+        pub key_file: String,
+        /// Id of that key (0..=255; rotations add a second id).
+        #[serde(default)]
+        pub key_id: Option<u8>,
+        /// File holding the boot count (read, incremented, written back at
+        /// every start: the replay protection of this proxy's messages).
+        pub boot_file: String,
+        /// Other proxies to say hello to until they are known.
+        #[serde(default)]
+        pub seeds: Vec<String>,
+        /// RAPs per group.
+        #[serde(default)]
+        pub raps_per_group: Option<usize>,
+        /// Heartbeat interval in milliseconds.
+        #[serde(default)]
+        pub heartbeat_ms: Option<u64>,
+        /// A neighbour silent for this many heartbeats is down.
+        #[serde(default)]
+        pub dead_multiplier: Option<u32>,
+        /// Seconds between health probes of a live target.
+        #[serde(default)]
+        pub probe_interval_s: Option<u64>,
+        /// Operator's Ed25519 public key (hex): group registrations signed
+        /// by it are accepted over the network.
+        #[serde(default)]
+        pub operator_key: Option<String>,
     }
 
     /// A proxy.
@@ -193,6 +230,10 @@ pub mod raw {
         /// A JAP list pinned in this proxy's IAP cache (proxy ids).
         #[serde(default)]
         pub cache: Vec<u32>,
+        /// With `pias.control`: the group owner's Ed25519 public key (hex);
+        /// target joins must be signed by it.
+        #[serde(default)]
+        pub owner_key: Option<String>,
     }
 
     /// A JAP as a RAP sees it.
@@ -413,12 +454,74 @@ pub struct PiasConfig {
     pub nat_tcp_established_s: u64,
     /// NAT timeouts.
     pub nat_tcp_transitory_s: u64,
+    /// The run-time control plane, when configured.
+    pub control: Option<ControlPlaneConfig>,
 }
 
 impl PartialEq for PiasConfig {
     fn eq(&self, o: &Self) -> bool {
-        self.state == o.state && self.cache == o.cache && self.path == o.path && self.nat_ports == o.nat_ports && self.nat_max_flows == o.nat_max_flows
+        self.state == o.state
+            && self.cache == o.cache
+            && self.path == o.path
+            && self.nat_ports == o.nat_ports
+            && self.nat_max_flows == o.nat_max_flows
+            && self.control == o.control
     }
+}
+
+/// A group registered from the config (trusted: no signature needed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupRegistration {
+    /// The group.
+    pub group: GroupAddr,
+    /// Its options.
+    pub options: GroupOptions,
+    /// The owner's Ed25519 public key.
+    pub owner_key: [u8; 32],
+}
+
+/// `pias.control` after checking. The secret itself is read at start
+/// (never kept in the config struct, never printed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ControlPlaneConfig {
+    /// The proxy-group secret's file.
+    pub key_file: PathBuf,
+    /// Its id.
+    pub key_id: u8,
+    /// The boot count's file.
+    pub boot_file: PathBuf,
+    /// This proxy's cluster.
+    pub cluster: ClusterId,
+    /// Hello targets.
+    pub seeds: Vec<Ipv4Addr>,
+    /// RAPs per group.
+    pub raps_per_group: usize,
+    /// Heartbeat interval, ms.
+    pub heartbeat_ms: u64,
+    /// Heartbeats missed before down.
+    pub dead_multiplier: u32,
+    /// Seconds between probes of a live target.
+    pub probe_interval_s: u64,
+    /// Operator key for network registrations.
+    pub operator_key: Option<[u8; 32]>,
+    /// Groups registered from this file.
+    pub groups: Vec<GroupRegistration>,
+}
+
+/// Decodes hex (whitespace around it ignored).
+pub fn parse_hex(s: &str) -> Option<Vec<u8>> {
+    let s = s.trim();
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| s.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
+        .collect()
+}
+
+fn parse_key32(s: &str) -> Option<[u8; 32]> {
+    parse_hex(s)?.try_into().ok()
 }
 impl Eq for PiasConfig {}
 
@@ -789,6 +892,7 @@ fn pias_from_raw(
             nat_udp_idle_s: 300,
             nat_tcp_established_s: 7440,
             nat_tcp_transitory_s: 240,
+            control: None,
         });
     };
     let mut state = StaticState::new(ProxyId(raw.me));
@@ -805,18 +909,27 @@ fn pias_from_raw(
     for r in &raw.rtt {
         state.rtt.push(RttEntry { a: ClusterId(r.a), b: ClusterId(r.b), rtt_us: r.rtt_us });
     }
+    let control = match &raw.control {
+        Some(c) => Some(control_from_raw(file, raw, c, &state)?),
+        None => None,
+    };
+    if control.is_some() {
+        // The control plane publishes the tables: the workers start with
+        // this proxy alone and learn the rest.
+        state.proxies.retain(|p| p.id == state.me);
+        state.rtt.clear();
+    }
     let mut cache: Vec<(GroupAddr, Vec<ProxyId>)> = Vec::new();
-    for (i, g) in raw.groups.iter().enumerate() {
+    for (i, g) in raw.groups.iter().enumerate().filter(|_| control.is_none()) {
         let key = |k: &str| format!("pias.groups[{i}].{k}");
         let group = parse_group(&g.group)
             .ok_or_else(|| bad(&key("group"), "198.51.100.10:80/tcp, 198.51.100.10:53/udp or 198.51.100.20/ip", &g.group))?;
-        let criterion = match g.criterion.as_deref().unwrap_or("proximity") {
-            "proximity" => Criterion::Proximity,
-            "load" => Criterion::Load,
-            "random" => Criterion::Random,
-            "weighted" => Criterion::Weighted,
-            other => return Err(bad(&key("criterion"), "proximity, load, random or weighted", &other)),
-        };
+        let criterion = parse_criterion(g.criterion.as_deref()).ok_or_else(|| {
+            bad(&key("criterion"), "proximity, load, random or weighted", &g.criterion.clone().unwrap_or_default())
+        })?;
+        if g.owner_key.is_some() {
+            return Err(bad(&key("owner_key"), "no owner key without pias.control (static groups take no joins)", &"a key"));
+        }
         let mut spec = pias_dataplane::tables::GroupSpec::new(group, GroupOptions { criterion, affinity: g.affinity, rapless: g.rapless });
         spec.raps = g.raps.iter().map(|&r| ProxyId(r)).collect();
         let jap = |j: &raw::Jap| JapLoad { jap: ProxyId(j.proxy), approx_targets: j.targets.unwrap_or(1), overloaded: false, weight: j.weight.unwrap_or(0) };
@@ -907,6 +1020,99 @@ fn pias_from_raw(
         nat_udp_idle_s: udp,
         nat_tcp_established_s: est,
         nat_tcp_transitory_s: tra,
+        control,
+    })
+}
+
+/// Checks `pias.control` and the parts of `pias` it changes the meaning of.
+fn control_from_raw(file: &Path, raw: &raw::Pias, c: &raw::Control, state: &StaticState) -> Result<ControlPlaneConfig, ConfigError> {
+    let bad = |key: &str, expected: &str, found: &dyn fmt::Display| ConfigError::Invalid {
+        file: file.to_path_buf(),
+        key: key.to_string(),
+        expected: expected.to_string(),
+        found: format!("`{found}`"),
+    };
+    let Some(me) = state.proxies.iter().find(|p| p.id == state.me) else {
+        return Err(bad("pias.me", "the id of an entry of pias.proxies (this proxy's address and cluster)", &state.me.0));
+    };
+    if c.key_file.is_empty() {
+        return Err(bad("pias.control.key_file", "the path of the proxy-group secret (hex, at least 32 bytes)", &""));
+    }
+    if c.boot_file.is_empty() {
+        return Err(bad("pias.control.boot_file", "a writable path for the boot count", &""));
+    }
+    let mut seeds: Vec<Ipv4Addr> = state.proxies.iter().filter(|p| p.id != state.me).map(|p| p.addr).collect();
+    for (i, s) in c.seeds.iter().enumerate() {
+        let a: Ipv4Addr = s.parse().map_err(|_| bad(&format!("pias.control.seeds[{i}]"), "an IPv4 address of another proxy", s))?;
+        if a == me.addr {
+            return Err(bad(&format!("pias.control.seeds[{i}]"), "another proxy's address, not this proxy's", s));
+        }
+        if !seeds.contains(&a) {
+            seeds.push(a);
+        }
+    }
+    if !raw.rtt.is_empty() {
+        return Err(bad("pias.rtt", "no static RTTs with pias.control (the control plane measures them)", &format!("{} entries", raw.rtt.len())));
+    }
+    let raps = c.raps_per_group.unwrap_or(3);
+    if !(1..=8).contains(&raps) {
+        return Err(bad("pias.control.raps_per_group", "1..=8", &raps));
+    }
+    let hb = c.heartbeat_ms.unwrap_or(1000);
+    if !(10..=60_000).contains(&hb) {
+        return Err(bad("pias.control.heartbeat_ms", "10..=60000 milliseconds", &hb));
+    }
+    let dead = c.dead_multiplier.unwrap_or(3);
+    if !(2..=100).contains(&dead) {
+        return Err(bad("pias.control.dead_multiplier", "2..=100 heartbeats", &dead));
+    }
+    let probe = c.probe_interval_s.unwrap_or(10);
+    if !(1..=3600).contains(&probe) {
+        return Err(bad("pias.control.probe_interval_s", "1..=3600 seconds", &probe));
+    }
+    let operator_key = match &c.operator_key {
+        Some(k) => Some(parse_key32(k).ok_or_else(|| bad("pias.control.operator_key", "an Ed25519 public key as 64 hex digits", k))?),
+        None => None,
+    };
+    let mut groups = Vec::new();
+    for (i, g) in raw.groups.iter().enumerate() {
+        let key = |k: &str| format!("pias.groups[{i}].{k}");
+        let group = parse_group(&g.group)
+            .ok_or_else(|| bad(&key("group"), "198.51.100.10:80/tcp, 198.51.100.10:53/udp or 198.51.100.20/ip", &g.group))?;
+        let criterion = parse_criterion(g.criterion.as_deref()).ok_or_else(|| {
+            bad(&key("criterion"), "proximity, load, random or weighted", &g.criterion.clone().unwrap_or_default())
+        })?;
+        for (k, n) in [("raps", g.raps.len()), ("japs", g.japs.len()), ("flooded", g.flooded.len()), ("targets", g.targets.len()), ("cache", g.cache.len())] {
+            if n > 0 {
+                return Err(bad(&key(k), "nothing with pias.control (targets join with pias-target; RAPs, JAPs and caches are learned)", &format!("{n} entries")));
+            }
+        }
+        let owner = g.owner_key.as_deref().ok_or_else(|| bad(&key("owner_key"), "the group owner's Ed25519 public key (64 hex digits) with pias.control", &"nothing"))?;
+        let owner_key = parse_key32(owner).ok_or_else(|| bad(&key("owner_key"), "an Ed25519 public key as 64 hex digits", &owner))?;
+        groups.push(GroupRegistration { group, options: GroupOptions { criterion, affinity: g.affinity, rapless: g.rapless }, owner_key });
+    }
+    Ok(ControlPlaneConfig {
+        key_file: PathBuf::from(&c.key_file),
+        key_id: c.key_id.unwrap_or(1),
+        boot_file: PathBuf::from(&c.boot_file),
+        cluster: me.cluster,
+        seeds,
+        raps_per_group: raps,
+        heartbeat_ms: hb,
+        dead_multiplier: dead,
+        probe_interval_s: probe,
+        operator_key,
+        groups,
+    })
+}
+
+fn parse_criterion(s: Option<&str>) -> Option<Criterion> {
+    Some(match s.unwrap_or("proximity") {
+        "proximity" => Criterion::Proximity,
+        "load" => Criterion::Load,
+        "random" => Criterion::Random,
+        "weighted" => Criterion::Weighted,
+        _ => return None,
     })
 }
 
@@ -997,6 +1203,72 @@ control_socket: /run/piasd/test.sock
             }
             assert!(msg.contains(expect), "message for {to} lacks {expect:?}: {msg}");
         }
+    }
+
+    const CONTROL: &str = r#"
+pias:
+  me: 1
+  proxies:
+    - { id: 1, address: 192.0.2.10, cluster: 1 }
+    - { id: 2, address: 192.0.2.11, cluster: 2 }
+  control:
+    key_file: /etc/pias/group.key
+    boot_file: /var/lib/pias/boot
+    seeds: [192.0.2.12]
+  groups:
+    - group: "198.51.100.10:80/tcp"
+      criterion: load
+      owner_key: "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a"
+"#;
+
+    #[test]
+    fn control_section_parses() {
+        let c = parse(&format!("{GOOD}{CONTROL}")).unwrap();
+        let cp = c.pias.control.as_ref().unwrap();
+        assert_eq!(cp.seeds, vec![Ipv4Addr::new(192, 0, 2, 11), Ipv4Addr::new(192, 0, 2, 12)]);
+        assert_eq!(cp.cluster, ClusterId(1));
+        assert_eq!((cp.raps_per_group, cp.heartbeat_ms, cp.dead_multiplier, cp.key_id), (3, 1000, 3, 1));
+        assert_eq!(cp.groups.len(), 1);
+        assert_eq!(cp.groups[0].options.criterion, Criterion::Load);
+        assert_eq!(cp.groups[0].owner_key[0], 0xd7);
+        // The workers start alone: the control plane publishes the rest.
+        assert_eq!(c.pias.state.proxies.len(), 1);
+        assert!(c.pias.state.groups.is_empty());
+    }
+
+    #[test]
+    fn bad_control_sections_name_the_key() {
+        let cases: &[(&str, &str, &str, &str)] = &[
+            ("    seeds: [192.0.2.12]", "    seeds: [192.0.2.10]", "pias.control.seeds[0]", "another proxy"),
+            ("    seeds: [192.0.2.12]", "    seeds: [nope]", "pias.control.seeds[0]", "IPv4"),
+            ("    seeds: [192.0.2.12]", "    seeds: []\n    raps_per_group: 9", "pias.control.raps_per_group", "1..=8"),
+            ("    seeds: [192.0.2.12]", "    heartbeat_ms: 1", "pias.control.heartbeat_ms", "milliseconds"),
+            ("    seeds: [192.0.2.12]", "    operator_key: abc", "pias.control.operator_key", "64 hex"),
+            ("    key_file: /etc/pias/group.key", "    key_file: \"\"", "pias.control.key_file", "secret"),
+            ("      owner_key: \"d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a\"", "", "pias.groups[0].owner_key", "Ed25519"),
+            ("      owner_key: \"d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a\"", "      owner_key: zz", "pias.groups[0].owner_key", "64 hex"),
+            ("      criterion: load", "      criterion: load\n      targets: [ { address: \"203.0.113.5:80\" } ]", "pias.groups[0].targets", "pias-target"),
+            ("      criterion: load", "      criterion: load\n      raps: [2]", "pias.groups[0].raps", "learned"),
+            ("  me: 1", "  me: 7", "pias.me", "pias.proxies"),
+            ("  control:", "  rtt: [ { a: 1, b: 2, rtt_us: 10 } ]\n  control:", "pias.rtt", "measures"),
+            ("    boot_file: /var/lib/pias/boot", "    boot_file: /b\n    colour: red", "pias.control.colour", "unknown field"),
+        ];
+        for (from, to, key, expect) in cases {
+            let text = format!("{GOOD}{CONTROL}");
+            assert!(text.contains(from), "case source missing: {from}");
+            let text = text.replacen(from, &to.replace("\\n", "\n").replace("\\\"", "\""), 1);
+            let err = parse(&text).expect_err(&format!("accepted: {to}"));
+            let msg = err.to_string();
+            match &err {
+                ConfigError::Invalid { key: k, .. } | ConfigError::Syntax { key: k, .. } => assert_eq!(k, key, "wrong key for {to}: {msg}"),
+                ConfigError::Io { .. } => panic!("io error for {to}"),
+            }
+            assert!(msg.contains(expect), "message for {to} lacks {expect:?}: {msg}");
+        }
+        // A static group cannot carry an owner key.
+        let text = format!("{GOOD}{CONTROL}").replace("  control:\n    key_file: /etc/pias/group.key\n    boot_file: /var/lib/pias/boot\n    seeds: [192.0.2.12]\n", "");
+        let err = parse(&text).unwrap_err().to_string();
+        assert!(err.contains("pias.groups[0].owner_key") && err.contains("without pias.control"), "{err}");
     }
 
     #[test]

@@ -11,7 +11,7 @@
 //! wait for it: if it falls behind, their punt rings fill and the overflow
 //! is counted (`punt_ring_full`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
@@ -25,6 +25,8 @@ use pias_dataplane::reason::{DropCounts, DropReason};
 use pias_dpdk::{Burst32, Mbuf, Mempool, Port, Ring, RxQueue, TxQueue};
 
 use crate::config::{Config, PortConfig};
+use crate::plane::{Held, Plane};
+use pias_control::proxy::Update;
 use crate::ctl::{ControlStatus, NeighbourStatus, PortStatus, Status, WorkerStatus};
 use crate::stats::{Counters, WorkerStats};
 
@@ -80,12 +82,16 @@ pub struct WorkerLink {
     pub stats: Arc<WorkerStats>,
     /// A snapshot that did not fit in `down` yet.
     pending: Option<Arc<Neighbours>>,
+    /// Control-plane updates that did not fit in `down` yet, in order.
+    /// Never dropped: a lost table or cache update would leave this
+    /// worker disagreeing with the others.
+    backlog: VecDeque<Down>,
 }
 
 impl WorkerLink {
     /// A link with nothing pending.
     pub fn new(lcore: u32, punt: Ring, down: Arc<ArrayQueue<Down>>, up: Arc<ArrayQueue<Up>>, stats: Arc<WorkerStats>) -> Self {
-        WorkerLink { lcore, punt, down, up, stats, pending: None }
+        WorkerLink { lcore, punt, down, up, stats, pending: None, backlog: VecDeque::new() }
     }
 }
 
@@ -96,6 +102,8 @@ struct Own {
     jap_no_target: u64,
     target_silent: u64,
     control_datagrams: u64,
+    control_unrouted: u64,
+    control_unresolved: u64,
     arp_replied: u64,
     arp_requests_sent: u64,
     arp_learned: u64,
@@ -115,6 +123,12 @@ pub struct ControlCore {
     own: Own,
     status: Arc<Mutex<Status>>,
     started: Instant,
+    /// The PIAS control plane, when configured.
+    plane: Option<Plane>,
+    /// Control-plane packets waiting for a neighbour's MAC.
+    held: Held,
+    out: Vec<Vec<u8>>,
+    updates: Vec<Update>,
 }
 
 /// How often ARP timers run.
@@ -134,6 +148,7 @@ impl ControlCore {
         local: Arc<LocalAddrs>,
         pool: Mempool,
         status: Arc<Mutex<Status>>,
+        plane: Option<Plane>,
     ) -> Self {
         let mut resolver = Resolver::new(ResolverTiming::from_refresh_secs(cfg.arp_refresh_s));
         for (i, p) in cfg.ports.iter().enumerate() {
@@ -145,7 +160,21 @@ impl ControlCore {
                 resolver.pin(i as u16, ip, mac);
             }
         }
-        ControlCore { cfg, ports, workers, local, pool, resolver, own: Own::default(), status, started: Instant::now() }
+        ControlCore {
+            cfg,
+            ports,
+            workers,
+            local,
+            pool,
+            resolver,
+            own: Own::default(),
+            status,
+            started: Instant::now(),
+            plane,
+            held: Held::default(),
+            out: Vec::new(),
+            updates: Vec::new(),
+        }
     }
 
     fn nanos(&self) -> u64 {
@@ -176,6 +205,7 @@ impl ControlCore {
             for p in 0..self.ports.len() {
                 work += self.read_kernel(p, &mut burst);
             }
+            work += self.drive_plane();
             let now = Instant::now();
             if now >= next_arp {
                 next_arp = now + ARP_TICK;
@@ -183,6 +213,7 @@ impl ControlCore {
                 for &(port, ip) in &sends {
                     self.send_arp_request(port as usize, ip);
                 }
+                self.release_held();
                 if let Some(snap) = self.resolver.take_snapshot() {
                     log::info!("neighbours v{}: {} resolved", snap.version, snap.len());
                     let snap = Arc::new(snap);
@@ -203,10 +234,12 @@ impl ControlCore {
         }
     }
 
-    /// An event from a worker. Until the control plane is driven from here
-    /// (it will send RAP queries, JAP lists and invalidations), events are
-    /// counted so operators see the PIAS path's demand.
+    /// An event from a worker: counted, and handed to the control plane
+    /// (RAP queries, JAP lists, invalidations, health probes follow).
     fn event(&mut self, up: Up) {
+        if let (Some(p), false) = (self.plane.as_mut(), matches!(up, Up::Retired(_))) {
+            p.event(&up);
+        }
         match up {
             Up::Retired(d) => drop(d),
             Up::IapMiss { .. } => self.own.iap_misses += 1,
@@ -227,6 +260,7 @@ impl ControlCore {
             while w.down.pop().is_some() {}
             while w.up.pop().is_some() {}
             w.pending = None;
+            w.backlog.clear();
         }
         for p in &mut self.ports {
             p.pending.clear();
@@ -255,8 +289,14 @@ impl ControlCore {
             return self.arp(pi, a, m);
         }
         if self.is_control_datagram(m.data()) {
-            // The control plane is not driven from piasd yet: counted.
             self.own.control_datagrams += 1;
+            match self.plane.as_mut() {
+                Some(p) => p.datagram(m.data()),
+                None => self.own.drops.bump(DropReason::ControlRejected),
+            }
+            return;
+        }
+        if self.plane.as_mut().is_some_and(|p| p.echo_reply(m.data())) {
             return;
         }
         self.write_kernel(pi, m)
@@ -360,6 +400,114 @@ impl ControlCore {
     fn flush(&mut self) {
         for pi in 0..self.ports.len() {
             self.flush_port(pi);
+        }
+    }
+
+    /// Runs the control plane's timers and sends what it produced: IPv4
+    /// packets out of the ports, updates to every worker. Returns the work
+    /// done (for the idle decision).
+    fn drive_plane(&mut self) -> usize {
+        let Some(plane) = self.plane.as_mut() else { return 0 };
+        let mut out = std::mem::take(&mut self.out);
+        let mut updates = std::mem::take(&mut self.updates);
+        plane.poll(&mut out, &mut updates);
+        let work = out.len() + updates.len();
+        for pkt in out.drain(..) {
+            self.send_ip(pkt);
+        }
+        for u in updates.drain(..) {
+            if let Update::Tables(t) = &u {
+                self.want_neighbours(t);
+            }
+            for w in &mut self.workers {
+                w.backlog.push_back(u.to_down());
+            }
+        }
+        self.out = out;
+        self.updates = updates;
+        for w in &mut self.workers {
+            while let Some(d) = w.backlog.pop_front() {
+                if let Err(d) = w.down.push(d) {
+                    w.backlog.push_front(d);
+                    break;
+                }
+            }
+        }
+        work
+    }
+
+    /// Proxies and local targets on a port's subnet must be resolved before
+    /// the workers tunnel or NAT to them.
+    fn want_neighbours(&mut self, t: &pias_dataplane::tables::Tables) {
+        let st = t.to_static_state();
+        let addrs = st
+            .proxies
+            .iter()
+            .filter(|p| p.id != st.me)
+            .map(|p| p.addr)
+            .chain(st.groups.iter().flat_map(|g| g.targets.iter().map(|t| t.addr.ip)));
+        for a in addrs {
+            if let Some(pi) = self.ports.iter().position(|p| p.cfg.address.contains(a)) {
+                if a != self.ports[pi].cfg.address.addr {
+                    self.resolver.want(pi as u16, a);
+                }
+            }
+        }
+    }
+
+    /// The port and next hop for `dst`: on a port's subnet, else the first
+    /// port's gateway (the workers' rule, `Path::route`).
+    fn next_hop(&self, dst: Ipv4Addr) -> Option<(usize, Ipv4Addr)> {
+        match self.ports.iter().position(|p| p.cfg.address.contains(dst)) {
+            Some(pi) => Some((pi, dst)),
+            None => self.ports.first().map(|p| (0, p.cfg.gateway)),
+        }
+    }
+
+    /// Sends an IPv4 packet the control plane made, or holds it until its
+    /// next hop is resolved.
+    fn send_ip(&mut self, pkt: Vec<u8>) {
+        let Some(dst) = pkt.get(16..20).map(|b| Ipv4Addr::new(b[0], b[1], b[2], b[3])) else { return };
+        let Some((pi, nh)) = self.next_hop(dst) else {
+            self.own.control_unrouted += 1;
+            return;
+        };
+        match self.resolver.lookup(pi as u16, nh) {
+            Some(mac) => self.send_frame(pi, mac, &pkt),
+            None => {
+                self.resolver.want(pi as u16, nh);
+                if !self.held.hold(pi as u16, nh, pkt) {
+                    self.own.control_unresolved += 1;
+                }
+            }
+        }
+    }
+
+    fn send_frame(&mut self, pi: usize, dst_mac: [u8; 6], pkt: &[u8]) {
+        let mut f = Vec::with_capacity(14 + pkt.len());
+        f.extend_from_slice(&dst_mac);
+        f.extend_from_slice(&self.ports[pi].mac);
+        f.extend_from_slice(&[0x08, 0x00]);
+        f.extend_from_slice(pkt);
+        match Mbuf::from_slice(&self.pool, &f) {
+            Ok(m) => self.send(pi, m),
+            Err(_) => self.own.drops.bump(DropReason::ControlRejected),
+        }
+    }
+
+    /// Sends what waited for ARP and is now resolved.
+    fn release_held(&mut self) {
+        if self.held.is_empty() {
+            return;
+        }
+        let mut ready = Vec::new();
+        let resolver = &self.resolver;
+        let expired = self.held.release(|p, ip| resolver.lookup(p, ip).is_some(), &mut ready);
+        self.own.control_unresolved += expired as u64;
+        for (pi, nh, pkt) in ready {
+            if let Some(mac) = self.resolver.lookup(pi, nh) {
+                self.send_frame(pi as usize, mac, &pkt);
+            }
         }
     }
 
@@ -484,6 +632,9 @@ impl ControlCore {
                 jap_no_target: self.own.jap_no_target,
                 target_silent: self.own.target_silent,
                 control_datagrams: self.own.control_datagrams,
+                control_unrouted: self.own.control_unrouted,
+                control_unresolved: self.own.control_unresolved,
+                plane: self.plane.as_ref().map(|p| p.status()),
             },
             drops: labels(&drops),
             neighbours,

@@ -118,6 +118,16 @@ pub struct ControlStatus {
     /// PIAS control datagrams received.
     #[serde(default)]
     pub control_datagrams: u64,
+    /// Control-plane packets with no route (no port, no gateway).
+    #[serde(default)]
+    pub control_unrouted: u64,
+    /// Control-plane packets dropped waiting for ARP (held too long, or
+    /// the hold queue full).
+    #[serde(default)]
+    pub control_unresolved: u64,
+    /// The control plane, when configured.
+    #[serde(default)]
+    pub plane: Option<crate::plane::PlaneStatus>,
 }
 
 /// A resolved neighbour.

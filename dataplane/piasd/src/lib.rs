@@ -8,6 +8,7 @@ pub mod control;
 pub mod ctl;
 pub mod exception;
 pub mod metrics;
+pub mod plane;
 pub mod runtime;
 pub mod stats;
 pub mod worker;

@@ -21,6 +21,7 @@ use crate::config::{tap_device_name, Config};
 use crate::control::{ControlCore, ControlPort, Tap, WorkerLink};
 use crate::ctl::{self, Status};
 use crate::exception;
+use crate::plane::Plane;
 use crate::stats::WorkerStats;
 use crate::worker::{Clock, Worker, WorkerPort};
 
@@ -64,6 +65,26 @@ const HANDOFF_RING: u32 = 2048;
 pub fn run(cfg: Config, term: Arc<AtomicBool>) -> Result<(), RunError> {
     let cfg = Arc::new(cfg);
     let file = cfg.file.display().to_string();
+    // The control plane first: a bad key or boot file is reported before
+    // any device is touched.
+    let plane = match &cfg.pias.control {
+        Some(c) => {
+            let me = cfg.pias.state.me;
+            let addr = cfg
+                .pias
+                .state
+                .proxies
+                .iter()
+                .find(|p| p.id == me)
+                .map(|p| p.addr)
+                .ok_or_else(|| RunError::Config { file: file.clone(), key: "pias.me".into(), msg: "not in pias.proxies".into() })?;
+            let p = Plane::new(c, me, addr, &cfg.anycast, cfg.pias.path.control_port)
+                .map_err(|e| RunError::Config { file: file.clone(), key: "pias.control".into(), msg: e.to_string() })?;
+            log::info!("control plane: proxy {} at {addr}, boot {}", me.0, p.status().incarnation);
+            Some(p)
+        }
+        None => None,
+    };
     let eal = Eal::init(cfg.eal_args()).map_err(|e| RunError::Eal(e.to_string()))?;
     let lcores = eal.worker_lcores();
     let nw = cfg.workers as usize;
@@ -271,7 +292,7 @@ pub fn run(cfg: Config, term: Arc<AtomicBool>) -> Result<(), RunError> {
         }
     }
 
-    let mut core = ControlCore::new(cfg.clone(), ctl_ports, links, local, pool.clone(), status);
+    let mut core = ControlCore::new(cfg.clone(), ctl_ports, links, local, pool.clone(), status, plane);
     log::info!("piasd running: {nw} worker(s), control on lcore {}", eal.main_lcore());
     core.run(&term);
 

@@ -126,6 +126,35 @@ fn status(sock: &Path, json: bool) -> Result<(), String> {
         "events: iap misses {}  rap choices {}  jap without target {}  silent targets {}  control datagrams {}",
         c.iap_misses, c.rap_choices, c.jap_no_target, c.target_silent, c.control_datagrams
     );
+    if let Some(p) = &c.plane {
+        println!();
+        println!("control plane: proxy {}  boot {}  accepted {}  rejected {}", p.me, p.incarnation, p.accepted, p.rejected.values().sum::<u64>());
+        for x in &p.proxies {
+            println!("  proxy {:<5} {:<15} cluster {:<5} {}", x.id, x.addr, x.cluster, if x.up { "up" } else { "down" });
+        }
+        println!("  groups: {}", if p.groups.is_empty() { "none".to_string() } else { p.groups.join(", ") });
+        println!("  rap of: {}", if p.rap_of.is_empty() { "none".to_string() } else { p.rap_of.join(", ") });
+        for (g, t) in &p.targets {
+            println!("  targets of {g}: {}", t.join(", "));
+        }
+        let nz: Vec<String> = p.counters.iter().filter(|(_, v)| **v > 0).map(|(k, v)| format!("{k} {v}")).collect();
+        println!("  counters: {}", nz.join("  "));
+        for (r, v) in &p.rejected {
+            println!("  rejected {r:<22} {v}");
+        }
+        println!(
+            "  driver: rx {}  malformed {}  tx {}  updates {}  probes {} answered {} timed out {}  unrouted {}  unresolved {}",
+            p.driver.rx_datagrams,
+            p.driver.rx_malformed,
+            p.driver.tx_datagrams,
+            p.driver.updates,
+            p.driver.probes_sent,
+            p.driver.probes_answered,
+            p.driver.probes_timed_out,
+            c.control_unrouted,
+            c.control_unresolved
+        );
+    }
     println!("neighbours:");
     for n in &s.neighbours {
         println!("  port {} {:<15} {}", n.port, n.ip, n.mac);
