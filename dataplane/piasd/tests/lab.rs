@@ -18,6 +18,24 @@ fn lab_possible() -> Result<(), String> {
     Ok(())
 }
 
+/// The target agent, a binary of the control crate: built beside piasd by
+/// `cargo test --workspace`, or built here when this crate is tested alone.
+fn pias_target() -> PathBuf {
+    let exe = PathBuf::from(env!("CARGO_BIN_EXE_piasd")).with_file_name("pias-target");
+    if !exe.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let profile_release = exe.parent().is_some_and(|d| d.ends_with("release"));
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "-q", "-p", "pias-control", "--bin", "pias-target"]);
+        if profile_release {
+            cmd.arg("--release");
+        }
+        let ok = cmd.status().expect("run cargo to build pias-target");
+        assert!(ok.success(), "cannot build pias-target");
+    }
+    exe
+}
+
 fn run_lab(script: &str, prefix: &str, env: &[(&str, &str)]) {
     if let Err(why) = lab_possible() {
         if std::env::var("PIAS_REQUIRE_LAB").as_deref() == Ok("1") {
@@ -31,6 +49,7 @@ fn run_lab(script: &str, prefix: &str, env: &[(&str, &str)]) {
         .arg(top.join("bench/lab").join(script))
         .env("PIASD", env!("CARGO_BIN_EXE_piasd"))
         .env("PIASCTL", env!("CARGO_BIN_EXE_piasctl"))
+        .env("PIAS_TARGET", pias_target())
         .env("LAB_PREFIX", prefix)
         .envs(env.iter().copied())
         .output()
@@ -69,4 +88,13 @@ fn pias_path_lab() {
 #[test]
 fn pias_path_lab_two_workers() {
     run_lab("pias-path.sh", "pias-t4", &[("WORKERS", "2")]);
+}
+
+/// The control plane end to end: two piasd proxies form a proxy group over
+/// the wire, a target joins with pias-target through the anycast address,
+/// a client reaches it through A (IAP) and B (JAP), forged messages are
+/// rejected, and the agent's leave invalidates A's cache.
+#[test]
+fn pias_control_lab() {
+    run_lab("pias-control.sh", "pias-t5", &[]);
 }

@@ -1,0 +1,201 @@
+#!/usr/bin/env bash
+# The PIAS control plane end to end: two piasd proxies exchange real,
+# authenticated control messages; a real target joins through the anycast
+# address with pias-target; a real client reaches it.
+#
+#   client 203.0.113.100 ─┐            ┌─ proxy A 192.0.2.10 (cluster 1)
+#   target 203.0.113.5  ──┴─ router ───┤
+#     (HTTP :8080, pias-target)        └─ proxy B 192.0.2.11 (cluster 2)
+#
+# The router sends the client's anycast traffic (198.51.100.0/24) to A and
+# the target's to B (policy routing: what the IGP's catchments would do),
+# so the target's join reaches B, which becomes its JAP, and the client's
+# packets enter at A, their IAP. Nothing is pinned: membership, RAPs, JAP
+# reports, JAP lists and invalidations all travel on the wire.
+#
+# Checks:
+#  1. A and B find each other (membership flooding over the seeds);
+#  2. the target's signed join is accepted by B (JAP) and acknowledged;
+#  3. a client's TCP connection to AA:80 is answered by the target, from the
+#     anycast address; the first packet misses A's cache (iap.misses, a RAP
+#     query or a local RAP choice), A's cache is then filled with B (a JAP
+#     list) and later connections go A → B directly (iap_cached);
+#  4. a join signed with the wrong key and a forged proxy message are
+#     rejected and counted by the gate;
+#  5. SIGTERM to the target's agent: it leaves, B invalidates A's cache
+#     (jap.invalidations at B, iap.invalidations at A);
+#  6. SIGTERM ends both piasd with exit 0 and a full mempool.
+#
+# Env: PIASD, PIASCTL, PIAS_TARGET, LAB_PREFIX (default pias-c).
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(cd "$here/../.." && pwd)
+LAB_PREFIX=${LAB_PREFIX:-pias-c}
+. "$here/common.sh"
+PIASD=${PIASD:-$top/target/release/piasd}
+PIASCTL=${PIASCTL:-$top/target/release/piasctl}
+PIAS_TARGET=${PIAS_TARGET:-$top/target/release/pias-target}
+
+lab_require_root
+for c in "ip iproute2" "ethtool ethtool" "python3 python3"; do need $c; done
+[ -x "$PIASD" ] || die "piasd not built at $PIASD"
+[ -x "$PIAS_TARGET" ] || die "pias-target not built at $PIAS_TARGET"
+
+work=$(mktemp -d /tmp/${LAB_PREFIX}.XXXXXX)
+cleanup() { lab_teardown; rm -rf "$work"; }
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+lab_clean_stale
+
+say "lab: router, client, target, proxies A and B (control plane on)"
+for n in rt cl tg a b; do lab_ns $n >/dev/null; done
+RT=${LAB_PREFIX}-rt
+ip netns exec $RT sysctl -qw net.ipv4.ip_forward=1
+ip -n $RT link add name brpx type bridge; ip -n $RT link set brpx up
+ip -n $RT link add name brex type bridge; ip -n $RT link set brex up
+ip -n $RT addr add 192.0.2.1/24 dev brpx
+ip -n $RT addr add 203.0.113.1/24 dev brex
+for p in a b; do
+  lab_veth $p px0 rt v$p
+  ip -n $RT link set v$p master brpx
+  lab_no_offload rt v$p
+  lab_dpdk_port $p px0
+done
+lab_veth cl cl0 rt vcl; ip -n $RT link set vcl master brex
+lab_veth tg tg0 rt vtg; ip -n $RT link set vtg master brex
+in_ns cl ip addr add 203.0.113.100/24 dev cl0; in_ns cl ip route add default via 203.0.113.1
+in_ns tg ip addr add 203.0.113.5/24 dev tg0;  in_ns tg ip route add default via 203.0.113.1
+lab_no_offload cl cl0; lab_no_offload tg tg0
+# Catchments: the client's anycast packets reach A, the target's reach B.
+ip -n $RT route add 198.51.100.0/24 via 192.0.2.10
+ip -n $RT rule add from 203.0.113.5 to 198.51.100.0/24 lookup 100
+ip -n $RT route add 198.51.100.0/24 via 192.0.2.11 table 100
+
+echo "hello from the target that joined by itself" > "$work/index.html"
+ip netns exec ${LAB_PREFIX}-tg python3 -m http.server --bind 203.0.113.5 8080 --directory "$work" >/dev/null 2>&1 &
+LAB_PIDS+=("$!")
+
+# Keys: the proxy group's secret, the group owner's signing key.
+python3 -c 'import os; print(os.urandom(32).hex())' > "$work/group.key"
+"$PIAS_TARGET" keygen --out "$work/owner.key" > "$work/owner.pub" || die "pias-target keygen failed"
+OWNER_PUB=$(grep -oE '[0-9a-f]{64}' "$work/owner.pub" | head -1)
+[ -n "$OWNER_PUB" ] || die "pias-target keygen printed no public key: $(cat "$work/owner.pub")"
+"$PIAS_TARGET" keygen --out "$work/wrong.key" >/dev/null || die "pias-target keygen failed"
+
+conf() { # conf NAME ID ADDR CLUSTER PEER
+  cat <<YAML
+eal: { lcores: "0@0,1@$(( $2 % $(nproc) ))", memory_mb: 256, no_huge: true, file_prefix: ${LAB_PREFIX}-$1-$$, vdevs: ["net_af_packet0,iface=px0"] }
+workers: 1
+idle_sleep_us: 50
+ports: [ { device: net_af_packet0, address: $3/24, gateway: 192.0.2.1, exception: { tap: pxt$2 } } ]
+anycast: { prefixes: [198.51.100.0/24] }
+control_socket: $work/piasd-$1.sock
+pias:
+  me: $2
+  proxies: [ { id: $2, address: $3, cluster: $4 } ]
+  control:
+    key_file: $work/group.key
+    boot_file: $work/$1.boot
+    seeds: [$5]
+    heartbeat_ms: 200
+    probe_interval_s: 2
+  groups:
+    - group: "198.51.100.10:80/tcp"
+      owner_key: "$OWNER_PUB"
+YAML
+}
+start() { # start NAME ID ADDR CLUSTER PEER
+  conf "$@" > "$work/$1.yaml"
+  ip netns exec ${LAB_PREFIX}-$1 "$PIASD" --config "$work/$1.yaml" >"$work/$1.log" 2>&1 &
+  eval "pid_$1=$!"; LAB_PIDS+=("$!")
+}
+ctl() { "$PIASCTL" --socket "$work/piasd-$1.sock" "${@:2}"; }
+# jget NAME EXPR: EXPR over w (path counters summed over workers), c (the
+# control section), p (the control plane's status), k (its counters).
+jget() { ctl "$1" status --json | python3 -c "
+import json, sys
+d = json.load(sys.stdin)
+w = {}
+for x in d['workers']:
+    for k, v in x['path'].items(): w[k] = w.get(k, 0) + v
+c = d['control']; p = c.get('plane') or {}; k = p.get('counters', {})
+sys.exit(0 if ($2) else 1)"; }
+show() { ctl "$1" status | sed -n '/^control plane/,/driver:/p'; }
+fetch() {
+  in_ns cl timeout 10 bash -c 'exec 3<>/dev/tcp/198.51.100.10/80; printf "GET /index.html HTTP/1.0\r\nHost: anycast\r\n\r\n" >&3; cat <&3' 2>&1
+}
+
+start a 1 192.0.2.10 1 192.0.2.11
+start b 2 192.0.2.11 2 192.0.2.10
+for p in a b; do
+  wait_for 30 "piasd $p up" ctl $p status || { cat "$work/$p.log"; exit 1; }
+done
+
+say "1. membership: A and B know each other as up"
+for p in a b; do
+  wait_for 15 "$p sees two live proxies" jget $p 'len([x for x in p["proxies"] if x["up"]]) == 2' || { show $p; tail -20 "$work/$p.log"; }
+done
+
+say "2. the target joins through the anycast address; B becomes its JAP"
+ip netns exec ${LAB_PREFIX}-tg "$PIAS_TARGET" join --group 198.51.100.10:80/tcp --target 203.0.113.5:8080 \
+  --key "$work/owner.key" --status-file "$work/target.json" >"$work/target.log" 2>&1 &
+agent=$!; LAB_PIDS+=("$agent")
+wait_for 15 "B accepted the join" jget b 'k.get("jap.joins", 0) >= 1 and "198.51.100.10:80/tcp" in p["targets"]' || { show b; cat "$work/target.log"; }
+wait_for 10 "the agent saw the ack" grep -qi "ack" "$work/target.log" || cat "$work/target.log"
+show b
+
+say "3. a client reaches the target through A (IAP) and B (JAP)"
+wait_for 10 "A's tables list B as a JAP of the group (reports reached the RAPs)" \
+  sh -c "'$PIASCTL' --socket '$work/piasd-a.sock' status --json >/dev/null" || true
+ok=0
+for i in $(seq 20); do
+  out=$(fetch)
+  if echo "$out" | grep -q "hello from the target that joined by itself"; then ok=1; break; fi
+  sleep 0.5
+done
+[ $ok = 1 ] || { fail "no answer from the target through the anycast address"; echo "$out" | tail -3; show a; show b; }
+echo "first fetch answered after $i attempt(s)"
+wait_for 5 "A saw the miss" jget a 'k.get("iap.misses", 0) >= 1'
+wait_for 5 "B NATed the flow and its replies" jget b 'w["jap_new_flows"] >= 1 and w["reverse"] >= 1'
+wait_for 10 "A's cache was filled with a JAP list" jget a 'k.get("iap.lists", 0) >= 1'
+for i in 1 2 3; do
+  out=$(fetch); echo "$out" | grep -q "hello from the target" || fail "cached fetch $i failed"
+done
+wait_for 5 "later connections went A → B directly" jget a 'w["iap_cached"] >= 3'
+show a
+
+say "4. a join with the wrong key and a forged proxy message are rejected"
+before=$(ctl b status --json | python3 -c 'import json,sys; print(sum(json.load(sys.stdin)["control"]["plane"]["rejected"].values()))')
+ip netns exec ${LAB_PREFIX}-tg timeout 5 "$PIAS_TARGET" join --once --group 198.51.100.10:80/tcp --target 203.0.113.5:8081 \
+  --key "$work/wrong.key" >"$work/wrong.log" 2>&1 || true
+in_ns cl python3 - <<'PY'
+import socket, struct
+# A well-formed proxy header (version 1, Hello, sender 1, key 1, epoch 1,
+# sequence 1) with a body and an HMAC tag that no key made.
+body = bytes(8)
+n = 22 + len(body) + 16
+msg = struct.pack(">BBHIBBIQ", 1, 0x01, n, 1, 1, 0, 1, 1) + body + bytes(16)
+socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(msg, ("192.0.2.11", 7450))
+PY
+wait_for 10 "B's gate counted both rejections" jget b "sum(p['rejected'].values()) >= $before + 2" || show b
+ctl b status | grep "rejected" || true
+jget b '"198.51.100.10:80/tcp" in p["targets"] and not any("8081" in t for t in p["targets"]["198.51.100.10:80/tcp"])' \
+  || fail "the wrongly signed join changed B's targets"
+
+say "5. the agent leaves on SIGTERM: B invalidates A's cache"
+kill -TERM $agent; rc=0; wait $agent || rc=$?
+[ $rc = 0 ] || fail "pias-target exited $rc on SIGTERM"
+wait_for 10 "B took the leave" jget b 'k.get("jap.leaves", 0) >= 1 and "198.51.100.10:80/tcp" not in p["targets"]'
+wait_for 10 "B sent an invalidation" jget b 'k.get("jap.invalidations", 0) >= 1'
+wait_for 10 "A applied it" jget a 'k.get("iap.invalidations", 0) >= 1'
+show a
+
+say "6. both proxies stop cleanly"
+for p in a b; do
+  eval "pid=\$pid_$p"
+  kill -TERM "$pid"; rc=0; wait "$pid" || rc=$?
+  [ "$rc" = 0 ] || { fail "piasd $p exited $rc"; tail -5 "$work/$p.log"; }
+  grep -q "mempool: 0 of" "$work/$p.log" || fail "piasd $p: mempool not full at exit"
+done
+
+if [ "$LAB_FAILED" = 0 ]; then say "pias control lab: all checks passed"; else say "pias control lab: FAILED"; exit 1; fi
