@@ -8,6 +8,8 @@
 //! | module | holds |
 //! |---|---|
 //! | [`wire`] | the control protocol on the wire (spec: `control/PROTOCOL.md`) |
+//! | [`agent`] | the target agent (`pias-target`): signed joins, refreshes and leaves |
+//! | [`keyfile`] | text forms of group owner keys (secret key files, public keys in configs) |
 //! | [`auth`] | HMAC over the proxy-group key, replay windows, join and registration signatures, reject counters |
 //! | [`groups`] | registered groups and their owner keys |
 //! | [`membership`] | every proxy knows every proxy: flooding, heartbeats, failure detection |
@@ -32,11 +34,13 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod agent;
 pub mod auth;
 pub mod flooded;
 pub mod groups;
 pub mod iap;
 pub mod jap;
+pub mod keyfile;
 pub mod membership;
 pub mod proximity;
 pub mod proxy;

@@ -1,0 +1,290 @@
+//! The agent against a real `ProxyControl`, in memory: every byte goes
+//! through the agent's signer, the proxy's gate and JAP, and back.
+
+use core::net::{Ipv4Addr, SocketAddrV4};
+
+use pias_dataplane::types::{ClusterId, GroupProto};
+
+use super::*;
+use crate::auth::KeyRing;
+use crate::membership;
+use crate::proxy::{ProxyConfig, ProxyControl};
+use crate::wire::{GroupRegister, KeyId, MAX_DATAGRAM};
+
+const WALL0: u64 = 1_700_000_000;
+
+fn group() -> GroupAddr {
+    GroupAddr::Port {
+        ip: Ipv4Addr::new(198, 51, 100, 10),
+        port: 53,
+        proto: GroupProto::Udp,
+    }
+}
+
+fn owner() -> SigningKey {
+    SigningKey::from_bytes(&[3; 32])
+}
+
+fn sub() -> Subscription {
+    Subscription {
+        group: group(),
+        target: TargetAddr {
+            ip: Ipv4Addr::new(203, 0, 113, 5),
+            port: 53,
+        },
+        options: GroupOptions::default(),
+    }
+}
+
+fn proxy() -> ProxyControl {
+    let m = membership::Config::new(ProxyId(7), Ipv4Addr::new(192, 0, 2, 1), ClusterId(0), 1);
+    let cfg = ProxyConfig::new(m, vec!["198.51.100.0/24".parse().expect("prefix")]);
+    let keys = KeyRing::new(KeyId(1), &[9; 32]).expect("key");
+    let mut cp = ProxyControl::new(cfg, keys, Instant::ZERO).expect("valid");
+    cp.apply_registration(
+        Instant::ZERO,
+        &GroupRegister {
+            group: group(),
+            options: GroupOptions::default(),
+            withdrawn: false,
+            serial: 1,
+            owner_key: owner().verifying_key().to_bytes(),
+        },
+    );
+    cp
+}
+
+const AGENT: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(203, 0, 113, 5), 40_000);
+
+fn wall(now: Instant) -> UnixTime {
+    UnixTime(WALL0 + now.as_nanos() / 1_000_000_000)
+}
+
+/// Run agent and proxy until `until`, dropping agent requests for which
+/// `lose(n)` (n counts requests) is true. Returns the events.
+fn run(
+    agent: &mut Agent,
+    cp: &mut ProxyControl,
+    from: Instant,
+    until: Instant,
+    lose: &mut dyn FnMut(u64) -> bool,
+    sent: &mut u64,
+) -> Vec<Event> {
+    let mut now = from;
+    let mut buf = [0u8; MAX_DATAGRAM];
+    let mut reply = [0u8; MAX_DATAGRAM];
+    let mut events = Vec::new();
+    while now <= until {
+        while let Some((dst, len)) = agent.poll_transmit(now, wall(now), &mut buf) {
+            assert_eq!(dst, SocketAddrV4::new(group().ip(), DEFAULT_CONTROL_PORT));
+            *sent += 1;
+            if lose(*sent) {
+                continue;
+            }
+            cp.handle_datagram(now, wall(now), AGENT, &buf[..len]);
+            while let Some(t) = cp.poll_transmit(&mut reply) {
+                if t.dst == AGENT {
+                    agent.handle_datagram(now, wall(now), t.src, &reply[..t.len]);
+                }
+            }
+        }
+        events.extend(core::iter::from_fn(|| agent.poll_event()));
+        let next = [agent.poll_timeout(), cp.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(until + Duration::from_secs(1));
+        now = next.max(now + Duration::from_millis(1));
+        if cp.poll_timeout().is_some_and(|t| t <= now) {
+            cp.handle_timeout(now);
+            while cp.poll_transmit(&mut reply).is_some() {}
+        }
+    }
+    events
+}
+
+#[test]
+fn join_ack_refresh_leave_through_a_real_jap() {
+    let mut cp = proxy();
+    let cfg = AgentConfig {
+        refresh: Duration::from_secs(5),
+        lifetime_s: 30,
+        ..AgentConfig::default()
+    };
+    let mut a = Agent::new(cfg, owner(), &[sub()], [1; 32], Instant::ZERO);
+    let mut sent = 0;
+    let ev = run(
+        &mut a,
+        &mut cp,
+        Instant::ZERO,
+        Instant::ZERO + Duration::from_secs(12),
+        &mut |_| false,
+        &mut sent,
+    );
+    assert_eq!(
+        ev.first(),
+        Some(&Event::Acked {
+            index: 0,
+            refresh: false
+        })
+    );
+    assert_eq!(
+        ev.iter()
+            .filter(|e| matches!(e, Event::Acked { refresh: true, .. }))
+            .count(),
+        2,
+        "refreshes at 5 s and 10 s: {ev:?}"
+    );
+    let st = *a.status().next().expect("one");
+    assert_eq!(st.state, State::Joined);
+    assert_eq!(st.jap, Some(ProxyId(7)));
+    assert_eq!(st.granted_s, 30);
+    assert_eq!(
+        st.ack_from,
+        Some(SocketAddrV4::new(group().ip(), DEFAULT_CONTROL_PORT))
+    );
+    assert_eq!(cp.jap().counters().joins, 1);
+    assert_eq!(cp.jap().counters().refreshes, 2);
+    assert_eq!(cp.jap().target_count(), 1);
+
+    let t = Instant::ZERO + Duration::from_secs(13);
+    a.leave(t);
+    let ev = run(
+        &mut a,
+        &mut cp,
+        t,
+        t + Duration::from_secs(2),
+        &mut |_| false,
+        &mut sent,
+    );
+    assert_eq!(
+        ev,
+        vec![Event::Left {
+            index: 0,
+            acked: true
+        }]
+    );
+    assert!(a.is_done());
+    assert_eq!(cp.jap().counters().leaves, 1);
+    assert_eq!(cp.jap().target_count(), 0);
+    assert_eq!(*a.counters(), AgentCounters::default());
+}
+
+#[test]
+fn lost_requests_are_retried_with_fresh_nonces_then_given_up() {
+    let mut cp = proxy();
+    let mut a = Agent::new(
+        AgentConfig::default(),
+        owner(),
+        &[sub()],
+        [2; 32],
+        Instant::ZERO,
+    );
+    let mut sent = 0;
+    // The first two tries are lost; the third (after 1 s + 2 s) is acked:
+    // a copy of a lost try would have been refused as a nonce replay.
+    let ev = run(
+        &mut a,
+        &mut cp,
+        Instant::ZERO,
+        Instant::ZERO + Duration::from_secs(4),
+        &mut |n| n <= 2,
+        &mut sent,
+    );
+    assert_eq!(
+        ev,
+        vec![Event::Acked {
+            index: 0,
+            refresh: false
+        }]
+    );
+    assert_eq!(sent, 3);
+    // Now every request is lost: 5 tries, then the round fails, and the
+    // next round starts a refresh interval later.
+    let t = Instant::ZERO + Duration::from_secs(5);
+    let ev = run(
+        &mut a,
+        &mut cp,
+        t,
+        t + Duration::from_secs(60),
+        &mut |_| true,
+        &mut sent,
+    );
+    assert_eq!(ev[0], Event::GaveUp { index: 0 });
+    let st = *a.status().next().expect("one");
+    assert_eq!(st.state, State::Failed);
+    assert!(st.failures >= 1);
+    assert_eq!(
+        cp.gate().counters().get(crate::auth::Reject::NonceReplay),
+        0
+    );
+}
+
+#[test]
+fn nacks_forged_and_late_replies() {
+    let mut cp = proxy();
+    // A target inside the anycast prefix: the JAP refuses it.
+    let bad = Subscription {
+        target: TargetAddr {
+            ip: Ipv4Addr::new(198, 51, 100, 99),
+            port: 53,
+        },
+        ..sub()
+    };
+    let mut a = Agent::new(
+        AgentConfig::default(),
+        owner(),
+        &[bad],
+        [3; 32],
+        Instant::ZERO,
+    );
+    let mut sent = 0;
+    let ev = run(
+        &mut a,
+        &mut cp,
+        Instant::ZERO,
+        Instant::ZERO + Duration::from_secs(2),
+        &mut |_| false,
+        &mut sent,
+    );
+    assert_eq!(
+        ev,
+        vec![Event::Nacked {
+            index: 0,
+            reason: NackReason::BadTarget
+        }]
+    );
+    let st = *a.status().next().expect("one");
+    assert_eq!(
+        (st.state, st.last_nack, st.failures),
+        (State::Failed, Some(NackReason::BadTarget), 1)
+    );
+
+    // An ack with a nonce never sent, one from a stranger, and garbage:
+    // counted and ignored.
+    let mut a = Agent::new(
+        AgentConfig::default(),
+        owner(),
+        &[sub()],
+        [4; 32],
+        Instant::ZERO,
+    );
+    let mut buf = [0u8; MAX_DATAGRAM];
+    let (dst, _) = a
+        .poll_transmit(Instant::ZERO, UnixTime(WALL0), &mut buf)
+        .expect("join");
+    let forged = Message::JoinAck(JoinAck {
+        group: group(),
+        target: sub().target,
+        nonce: 42,
+        jap: ProxyId(666),
+        lifetime_s: 300,
+    });
+    let n = forged.emit(None, &mut buf).expect("emit");
+    a.handle_datagram(Instant::ZERO, UnixTime(WALL0), dst, &buf[..n]);
+    a.handle_datagram(Instant::ZERO, UnixTime(WALL0), dst, &[1, 0x48, 0, 3]);
+    a.handle_datagram(Instant::ZERO, UnixTime(WALL0), dst, b"\x01\x48");
+    assert_eq!(a.counters().unmatched, 1);
+    assert_eq!(a.counters().malformed, 2);
+    assert_eq!(a.status().next().expect("one").state, State::Joining);
+}
