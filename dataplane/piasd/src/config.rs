@@ -520,8 +520,10 @@ pub fn parse_hex(s: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
+/// An Ed25519 public key as the target agent prints it (one parser for
+/// both: `pias_control::keyfile`); it must be a valid curve point.
 fn parse_key32(s: &str) -> Option<[u8; 32]> {
-    parse_hex(s)?.try_into().ok()
+    pias_control::keyfile::parse_public(s).ok().map(|k| k.to_bytes())
 }
 impl Eq for PiasConfig {}
 
