@@ -20,12 +20,15 @@
 #     anycast address; the first packet misses A's cache (iap.misses, a RAP
 #     query or a local RAP choice), A's cache is then filled with B (a JAP
 #     list) and later connections go A → B directly (iap_cached);
-#  4. a join signed with the wrong key and a forged proxy message are
+#  4. the target's HTTP server dies and comes back: B's TCP health probes
+#     (SYN from the control port; RST = dead) mark it dead and alive again,
+#     with the measured times;
+#  5. a join signed with the wrong key and a forged proxy message are
 #     rejected and counted by the gate;
-#  5. SIGTERM to the target's agent: it leaves; B reports the count 0 to the
+#  6. SIGTERM to the target's agent: it leaves; B reports the count 0 to the
 #     group's RAPs, which push A a list without B, so A's cache no longer
 #     names B and a new connection is not sent there;
-#  6. SIGTERM ends both piasd with exit 0 and a full mempool.
+#  7. SIGTERM ends both piasd with exit 0 and a full mempool.
 #
 # Env: PIASD, PIASCTL, PIAS_TARGET, LAB_PREFIX (default pias-c).
 set -u
@@ -73,8 +76,11 @@ ip -n $RT rule add from 203.0.113.5 to 198.51.100.0/24 lookup 100
 ip -n $RT route add 198.51.100.0/24 via 192.0.2.11 table 100
 
 echo "hello from the target that joined by itself" > "$work/index.html"
-ip netns exec ${LAB_PREFIX}-tg python3 -m http.server --bind 203.0.113.5 8080 --directory "$work" >/dev/null 2>&1 &
-LAB_PIDS+=("$!")
+web() {
+  ip netns exec ${LAB_PREFIX}-tg python3 -m http.server --bind 203.0.113.5 8080 --directory "$work" >/dev/null 2>&1 &
+  web_pid=$!; LAB_PIDS+=("$web_pid")
+}
+web
 
 # Keys: the proxy group's secret, the group owner's signing key.
 python3 -c 'import os; print(os.urandom(32).hex())' > "$work/group.key"
@@ -99,7 +105,7 @@ pias:
     boot_file: $work/$1.boot
     seeds: [$5]
     heartbeat_ms: 200
-    probe_interval_s: 2
+    probe_interval_s: 1
   groups:
     - group: "198.51.100.10:80/tcp"
       owner_key: "$OWNER_PUB"
@@ -165,7 +171,20 @@ done
 wait_for 5 "later connections went A → B directly" jget a 'w["iap_cached"] >= 3'
 show a
 
-say "4. a join with the wrong key and a forged proxy message are rejected"
+say "4. the target's service dies and comes back: B's TCP health probes see both"
+t0=$(date +%s.%N)
+kill $web_pid; wait $web_pid 2>/dev/null
+wait_for 15 "B marked the target dead" jget b '"dead" in " ".join(p["targets"].get("198.51.100.10:80/tcp", []))'
+t1=$(date +%s.%N)
+web
+wait_for 15 "B marked the target alive again" jget b 'p["targets"].get("198.51.100.10:80/tcp") == ["203.0.113.5:8080"]'
+t2=$(date +%s.%N)
+printf 'service down -> target dead at B: %.2f s; service up -> alive: %.2f s (probe interval 1 s, 3 failures)\n' \
+  "$(python3 -c "print($t1 - $t0)")" "$(python3 -c "print($t2 - $t1)")"
+jget b 'p["driver"]["probes_answered"] >= 3' || fail "B's probes were not answered"
+out=$(fetch); echo "$out" | grep -q "hello from the target" || fail "no answer after the target came back"
+
+say "5. a join with the wrong key and a forged proxy message are rejected"
 before=$(ctl b status --json | python3 -c 'import json,sys; print(sum(json.load(sys.stdin)["control"]["plane"]["rejected"].values()))')
 ip netns exec ${LAB_PREFIX}-tg timeout 5 "$PIAS_TARGET" join --once --group 198.51.100.10:80/tcp --target 203.0.113.5:8081 \
   --key "$work/wrong.key" >"$work/wrong.log" 2>&1 || true
@@ -184,7 +203,7 @@ ctl b status | grep "rejected" || true
 jget b '"198.51.100.10:80/tcp" in p["targets"] and not any("8081" in t for t in p["targets"]["198.51.100.10:80/tcp"])' \
   || fail "the wrongly signed join changed B's targets"
 
-say "5. the agent leaves on SIGTERM: B invalidates A's cache"
+say "6. the agent leaves on SIGTERM: B invalidates A's cache"
 lists_before=$(ctl a status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["control"]["plane"]["counters"]["iap.lists"])')
 kill -TERM $agent; rc=0; wait $agent || rc=$?
 [ $rc = 0 ] || fail "pias-target exited $rc on SIGTERM"
@@ -197,7 +216,7 @@ out=$(fetch)
 echo "$out" | grep -q "hello from the target" && fail "a fetch was answered with no target left"
 jget a "w['iap_cached'] == $cached_before" || fail "A still sent a new connection from its cache to B"
 show a
-say "6. both proxies stop cleanly"
+say "7. both proxies stop cleanly"
 for p in a b; do
   eval "pid=\$pid_$p"
   kill -TERM "$pid"; rc=0; wait "$pid" || rc=$?

@@ -1530,9 +1530,12 @@ impl<H> Path<H> {
         }
         let hit = owner.and_then(|_| self.nat.lookup_reverse(target, ip.dport, ip.proto, now, ip.tcp_flags));
         let Some(hit) = hit else {
-            // Not a NATed flow: the host's own traffic (BGP, BFD, SSH…)
-            // unless it comes from one of our targets.
-            return if self.tables.is_local_target(ip.src) {
+            // Not a NATed flow: the control plane's TCP health probes
+            // leave from the control port; else the host's own traffic
+            // (BGP, BFD, SSH…) unless it comes from one of our targets.
+            return if ip.proto == 6 && ip.dport == self.cfg.control_port {
+                Action::Punt(Punt::Control)
+            } else if self.tables.is_local_target(ip.src) {
                 Action::Drop(DropReason::NatNoEntry)
             } else {
                 Action::Punt(Punt::Exception)

@@ -225,6 +225,13 @@ fn seg4_jap_nat_and_seg6_reverse() {
     // No mapping: a target's packet to an unused NAT port is dropped.
     let stray = eth(MAC_C, MAC_GW, &tcp(synack(TARGET, TPORT, C, q + 1, 64), b""));
     assert_eq!(run(&mut c, &stray).0, Action::Drop(DropReason::NatNoEntry));
+    // Unless that port is the control port: the answer to a TCP health
+    // probe goes to the control core (a mapped control port is NAT, above).
+    let cport = PathConfig::default().control_port;
+    if q != cport {
+        let probe = eth(MAC_C, MAC_GW, &tcp(synack(TARGET, TPORT, C, cport, 64), b""));
+        assert_eq!(run(&mut c, &probe).0, Action::Punt(pias_dataplane::iface::Punt::Control));
+    }
 }
 
 /// Segment 7: once the IAP's cache names the JAP, later packets (and later

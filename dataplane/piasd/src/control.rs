@@ -296,7 +296,7 @@ impl ControlCore {
             }
             return;
         }
-        if self.plane.as_mut().is_some_and(|p| p.echo_reply(m.data())) {
+        if self.plane.as_mut().is_some_and(|p| p.probe_reply(m.data())) {
             return;
         }
         self.write_kernel(pi, m)

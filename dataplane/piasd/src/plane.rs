@@ -10,14 +10,16 @@
 //! start, plus the wall clock for signed target joins), the boot count that
 //! makes this incarnation's messages fresh, and the probes in flight.
 //!
-//! Health probes are ICMP echoes from this proxy's address whatever the
-//! group's probe kind: the workers deliver a target's echo replies to the
-//! control core, while a target's TCP or UDP replies to a port with no NAT
-//! mapping are dropped by the packet path (they cannot be told from a
-//! spoofed reply). A live host whose service died is caught by the passive
-//! check instead (a forward packet without a reply triggers a probe) and
-//! by the target agent's leave; see the closing note of the control-plane
-//! issue.
+//! Health probes leave from this proxy's address: ICMP echo (identifier
+//! [`PROBE_IDENT`]) or, for TCP groups, a SYN from the control port to the
+//! target's port. The workers punt the answers to the control core (echo
+//! replies to this proxy; TCP to the control port with no NAT mapping). A
+//! SYN-ACK means the service is up (the half-open connection is reset at
+//! once); a RST means the host is up and the service is not, a failure at
+//! once, without waiting for the timeout. A UDP probe kind is run as an
+//! ICMP echo (a UDP service need not answer an empty datagram). The probe
+//! sequence number, echoed back in the echo sequence or the TCP
+//! acknowledgement, matches an answer to its probe.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -26,7 +28,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ed25519_dalek::VerifyingKey;
 use pias_control::auth::KeyRing;
-use pias_control::jap::{HealthProbe, ProbeId};
+use pias_control::jap::{HealthProbe, ProbeId, ProbeKind};
 use pias_control::membership;
 use pias_control::proxy::{ProxyConfig, ProxyControl, Update};
 use pias_control::time::{Instant, UnixTime};
@@ -163,6 +165,8 @@ pub struct ProxyStatus {
 struct InFlight {
     id: ProbeId,
     deadline: Instant,
+    /// The target, for TCP: (address, port).
+    target: (Ipv4Addr, u16),
 }
 
 /// The driver.
@@ -176,6 +180,9 @@ pub struct Plane {
     probes: BTreeMap<u16, InFlight>,
     next_seq: u16,
     probe_timeout: Duration,
+    control_port: u16,
+    /// Packets made outside `poll` (resets after a SYN-ACK).
+    pending: Vec<Vec<u8>>,
     counters: PlaneCounters,
 }
 
@@ -223,6 +230,8 @@ impl Plane {
             probes: BTreeMap::new(),
             next_seq: 0,
             probe_timeout,
+            control_port: port,
+            pending: Vec::new(),
             counters: PlaneCounters::default(),
         })
     }
@@ -248,21 +257,49 @@ impl Plane {
         self.cp.handle_datagram(now, Self::wall(), src, payload);
     }
 
-    /// A punted frame that may be an echo reply to one of our probes;
-    /// false if it is not (the caller passes it on to the kernel).
-    pub fn echo_reply(&mut self, frame: &[u8]) -> bool {
-        let Some((src, seq)) = parse_echo_reply(frame, self.me_addr) else {
+    /// A punted frame that may answer one of our probes (an echo reply,
+    /// or TCP to the control port); false if it is neither (the caller
+    /// passes it on to the kernel).
+    pub fn probe_reply(&mut self, frame: &[u8]) -> bool {
+        if let Some((src, seq)) = parse_echo_reply(frame, self.me_addr) {
+            let alive = self.probes.get(&seq).is_some_and(|p| p.target.0 == src);
+            return self.answer(seq, alive, true);
+        }
+        let Some(t) = parse_tcp_to(frame, SocketAddrV4::new(self.me_addr, self.control_port)) else {
             return false;
         };
-        let Some(p) = self.probes.remove(&seq) else {
+        // The probe's sequence number is the SYN's, shifted: the answer
+        // acknowledges it plus one.
+        let seq = (t.ack.wrapping_sub(1) >> 8) as u16;
+        let ours = self.probes.get(&seq).is_some_and(|p| p.target == (*t.src.ip(), t.src.port()));
+        if !ours {
             self.counters.echo_unmatched += 1;
             return true;
-        };
-        let _ = src;
-        self.counters.probes_answered += 1;
-        let now = self.now();
-        self.cp.handle_probe_result(now, p.id, true);
-        true
+        }
+        if t.syn && t.ack_flag && !t.rst {
+            // Reset the half-open connection the probe made.
+            self.ip_id = self.ip_id.wrapping_add(1);
+            let me = SocketAddrV4::new(self.me_addr, self.control_port);
+            self.pending.push(build_tcp(me, t.src, t.ack, 0, TCP_RST, self.ip_id));
+            self.answer(seq, true, true)
+        } else if t.rst {
+            self.answer(seq, false, true)
+        } else {
+            self.counters.echo_unmatched += 1;
+            true
+        }
+    }
+
+    fn answer(&mut self, seq: u16, alive: bool, consumed: bool) -> bool {
+        match self.probes.remove(&seq) {
+            Some(p) => {
+                self.counters.probes_answered += 1;
+                let now = self.now();
+                self.cp.handle_probe_result(now, p.id, alive);
+            }
+            None => self.counters.echo_unmatched += 1,
+        }
+        consumed
     }
 
     /// An event from a worker.
@@ -285,6 +322,7 @@ impl Plane {
                 self.cp.handle_probe_result(now, p.id, false);
             }
         }
+        out.append(&mut self.pending);
         let mut buf = std::mem::take(&mut self.buf);
         while let Some(t) = self.cp.poll_transmit(&mut buf) {
             let Some(payload) = buf.get(..t.len) else { continue };
@@ -315,10 +353,16 @@ impl Plane {
             seq = seq.wrapping_add(1);
         }
         self.next_seq = seq.wrapping_add(1);
-        self.probes.insert(seq, InFlight { id: p.id, deadline: now + self.probe_timeout });
+        self.probes.insert(seq, InFlight { id: p.id, deadline: now + self.probe_timeout, target: (p.target.ip, p.target.port) });
         self.counters.probes_sent += 1;
         self.ip_id = self.ip_id.wrapping_add(1);
-        Some(build_echo(self.me_addr, p.target.ip, seq, self.ip_id))
+        Some(match p.kind {
+            ProbeKind::TcpConnect if p.target.port != 0 => {
+                let me = SocketAddrV4::new(self.me_addr, self.control_port);
+                build_tcp(me, p.target.sock(), u32::from(seq) << 8, 0, TCP_SYN, self.ip_id)
+            }
+            _ => build_echo(self.me_addr, p.target.ip, seq, self.ip_id),
+        })
     }
 
     /// When `poll` has work next (timers, probe deadlines).
@@ -478,6 +522,56 @@ pub fn build_udp(src: SocketAddrV4, dst: SocketAddrV4, payload: &[u8], id: u16) 
     p
 }
 
+/// TCP flags of the probes.
+pub const TCP_SYN: u8 = 0x02;
+/// Reset.
+pub const TCP_RST: u8 = 0x04;
+const TCP_ACK: u8 = 0x10;
+
+/// The parts of a TCP segment a probe answer is judged by.
+struct TcpFacts {
+    src: SocketAddrV4,
+    ack: u32,
+    syn: bool,
+    rst: bool,
+    ack_flag: bool,
+}
+
+/// A TCP segment to `to` with a valid checksum.
+fn parse_tcp_to(frame: &[u8], to: SocketAddrV4) -> Option<TcpFacts> {
+    let (body, proto, src, dst) = ipv4_of(frame)?;
+    if proto != IpProtocol::Tcp || dst != *to.ip() {
+        return None;
+    }
+    let tcp = pias_dataplane::wire::TcpPacket::new_checked(body).ok()?;
+    if tcp.dst_port() != to.port() || !tcp.verify_checksum(src, dst) {
+        return None;
+    }
+    Some(TcpFacts {
+        src: SocketAddrV4::new(src, tcp.src_port()),
+        ack: tcp.ack_number(),
+        syn: tcp.syn(),
+        rst: tcp.rst(),
+        ack_flag: tcp.ack(),
+    })
+}
+
+/// A bare TCP segment (SYN or RST) with the given numbers.
+pub fn build_tcp(src: SocketAddrV4, dst: SocketAddrV4, seq: u32, ack: u32, flags: u8, id: u16) -> Vec<u8> {
+    let mut p = Vec::with_capacity(40);
+    ipv4_header(&mut p, *src.ip(), *dst.ip(), 6, 20, id);
+    p.extend_from_slice(&src.port().to_be_bytes());
+    p.extend_from_slice(&dst.port().to_be_bytes());
+    p.extend_from_slice(&seq.to_be_bytes());
+    p.extend_from_slice(&ack.to_be_bytes());
+    let flags = if ack != 0 { flags | TCP_ACK } else { flags };
+    p.extend_from_slice(&[5 << 4, flags, 0xff, 0xff, 0, 0, 0, 0]);
+    let ph = checksum::pseudo_header_v4(*src.ip(), *dst.ip(), IpProtocol::Tcp, 20);
+    let c = !checksum::combine(&[ph, checksum::data(&p[20..])]);
+    p[36..38].copy_from_slice(&c.to_be_bytes());
+    p
+}
+
 /// An ICMP echo request with this proxy's probe identifier.
 pub fn build_echo(src: Ipv4Addr, dst: Ipv4Addr, seq: u16, id: u16) -> Vec<u8> {
     let mut p = Vec::with_capacity(20 + 16);
@@ -605,6 +699,31 @@ mod tests {
         let mut other = req.clone();
         other[24] ^= 1; // another identifier (checksum now wrong too)
         assert_eq!(parse_echo_reply(&eth(&other), me), None);
+    }
+
+    #[test]
+    fn tcp_probe_answers_match_by_acknowledgement() {
+        let me = SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 10), 7450);
+        let t = SocketAddrV4::new(Ipv4Addr::new(203, 0, 113, 5), 80);
+        let syn = build_tcp(me, t, 7 << 8, 0, TCP_SYN, 1);
+        let h = etherparse::TcpHeaderSlice::from_slice(&syn[20..]).unwrap();
+        assert!(h.syn() && !h.ack() && h.sequence_number() == 7 << 8);
+        let ip = etherparse::Ipv4HeaderSlice::from_slice(&syn).unwrap();
+        assert_eq!(h.checksum(), h.to_header().calc_checksum_ipv4(&ip.to_header(), &[]).unwrap());
+        // The target's SYN-ACK and RST both acknowledge seq + 1.
+        let synack = build_tcp(t, me, 99, (7 << 8) + 1, TCP_SYN, 2);
+        let f = parse_tcp_to(&eth(&synack), me).unwrap();
+        assert!(f.syn && f.ack_flag && !f.rst);
+        assert_eq!((f.ack.wrapping_sub(1) >> 8) as u16, 7);
+        assert_eq!(f.src, t);
+        let rst = build_tcp(t, me, 0, (7 << 8) + 1, TCP_RST, 3);
+        let f = parse_tcp_to(&eth(&rst), me).unwrap();
+        assert!(f.rst && !f.syn);
+        // Not to the control port, or a bad checksum: not ours.
+        assert!(parse_tcp_to(&eth(&synack), SocketAddrV4::new(*me.ip(), 7451)).is_none());
+        let mut bad = synack.clone();
+        bad[30] ^= 1;
+        assert!(parse_tcp_to(&eth(&bad), me).is_none());
     }
 
     #[test]
