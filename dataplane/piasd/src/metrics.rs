@@ -70,6 +70,25 @@ pub fn export(st: &Status) {
     for (reason, v) in &st.drops {
         counter!("pias_drops_total", "reason" => reason.clone()).absolute(*v);
     }
+    if let Some(p) = &c.plane {
+        counter!("pias_plane_accepted_total").absolute(p.accepted);
+        for (reason, v) in &p.rejected {
+            counter!("pias_plane_rejected_total", "reason" => reason.clone()).absolute(*v);
+        }
+        for (name, v) in &p.counters {
+            counter!("pias_plane_events_total", "event" => name.clone()).absolute(*v);
+        }
+        gauge!("pias_plane_proxies_up").set(p.proxies.iter().filter(|x| x.up).count() as f64);
+        gauge!("pias_plane_proxies_down").set(p.proxies.iter().filter(|x| !x.up).count() as f64);
+        gauge!("pias_plane_local_targets").set(p.targets.values().map(|t| t.len()).sum::<usize>() as f64);
+        let d = &p.driver;
+        counter!("pias_plane_probes_total", "result" => "sent").absolute(d.probes_sent);
+        counter!("pias_plane_probes_total", "result" => "answered").absolute(d.probes_answered);
+        counter!("pias_plane_probes_total", "result" => "timed_out").absolute(d.probes_timed_out);
+        counter!("pias_plane_datagrams_total", "dir" => "rx").absolute(d.rx_datagrams);
+        counter!("pias_plane_datagrams_total", "dir" => "tx").absolute(d.tx_datagrams);
+        counter!("pias_plane_malformed_total").absolute(d.rx_malformed);
+    }
     gauge!("pias_mempool_in_use").set(f64::from(st.mempool_in_use));
     gauge!("pias_neighbours").set(st.neighbours.len() as f64);
 }
