@@ -726,6 +726,28 @@ mod tests {
         assert!(parse_tcp_to(&eth(&bad), me).is_none());
     }
 
+    proptest::proptest! {
+        /// Whatever a worker punts, the parsers neither panic nor accept a
+        /// frame whose checksums fail.
+        #[test]
+        fn parsers_survive_any_frame(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..200)) {
+            let me = SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 10), 7450);
+            let _ = parse_udp(&bytes);
+            let _ = parse_echo_reply(&bytes, *me.ip());
+            let _ = parse_tcp_to(&bytes, me);
+        }
+
+        /// What the driver builds, it parses back, for any payload.
+        #[test]
+        fn built_datagrams_parse_back(payload in proptest::collection::vec(proptest::num::u8::ANY, 0..1400), id in 0u16.., sport in 1u16.., dport in 1u16..) {
+            let s = SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 10), sport);
+            let d = SocketAddrV4::new(Ipv4Addr::new(203, 0, 113, 5), dport);
+            let f = eth(&build_udp(s, d, &payload, id));
+            let (ps, pd, pl) = parse_udp(&f).expect("own datagram refused");
+            proptest::prop_assert_eq!((ps, pd, pl), (s, d, &payload[..]));
+        }
+    }
+
     #[test]
     fn boot_count_increments_and_survives() {
         let dir = std::env::temp_dir().join(format!("piasd-boot-{}", std::process::id()));
