@@ -82,55 +82,9 @@ web() {
 }
 web
 
-# Keys: the proxy group's secret, the group owner's signing key.
-python3 -c 'import os; print(os.urandom(32).hex())' > "$work/group.key"
-"$PIAS_TARGET" keygen --out "$work/owner.key" > "$work/owner.pub" || die "pias-target keygen failed"
-OWNER_PUB=$(grep -oE '[0-9a-f]{64}' "$work/owner.pub" | head -1)
-[ -n "$OWNER_PUB" ] || die "pias-target keygen printed no public key: $(cat "$work/owner.pub")"
+. "$here/pias-common.sh"
+pias_keys
 "$PIAS_TARGET" keygen --out "$work/wrong.key" >/dev/null || die "pias-target keygen failed"
-
-conf() { # conf NAME ID ADDR CLUSTER PEER
-  cat <<YAML
-eal: { lcores: "0@0,1@$(( $2 % $(nproc) ))", memory_mb: 256, no_huge: true, file_prefix: ${LAB_PREFIX}-$1-$$, vdevs: ["net_af_packet0,iface=px0"] }
-workers: 1
-idle_sleep_us: 50
-ports: [ { device: net_af_packet0, address: $3/24, gateway: 192.0.2.1, exception: { tap: pxt$2 } } ]
-anycast: { prefixes: [198.51.100.0/24] }
-control_socket: $work/piasd-$1.sock
-pias:
-  me: $2
-  proxies: [ { id: $2, address: $3, cluster: $4 } ]
-  control:
-    key_file: $work/group.key
-    boot_file: $work/$1.boot
-    seeds: [$5]
-    heartbeat_ms: 200
-    probe_interval_s: 1
-  groups:
-    - group: "198.51.100.10:80/tcp"
-      owner_key: "$OWNER_PUB"
-YAML
-}
-start() { # start NAME ID ADDR CLUSTER PEER
-  conf "$@" > "$work/$1.yaml"
-  ip netns exec ${LAB_PREFIX}-$1 "$PIASD" --config "$work/$1.yaml" >"$work/$1.log" 2>&1 &
-  eval "pid_$1=$!"; LAB_PIDS+=("$!")
-}
-ctl() { "$PIASCTL" --socket "$work/piasd-$1.sock" "${@:2}"; }
-# jget NAME EXPR: EXPR over w (path counters summed over workers), c (the
-# control section), p (the control plane's status), k (its counters).
-jget() { ctl "$1" status --json | python3 -c "
-import json, sys
-d = json.load(sys.stdin)
-w = {}
-for x in d['workers']:
-    for k, v in x['path'].items(): w[k] = w.get(k, 0) + v
-c = d['control']; p = c.get('plane') or {}; k = p.get('counters', {})
-sys.exit(0 if ($2) else 1)"; }
-show() { ctl "$1" status | sed -n '/^control plane/,/driver:/p'; }
-fetch() {
-  in_ns cl timeout 10 bash -c 'exec 3<>/dev/tcp/198.51.100.10/80; printf "GET /index.html HTTP/1.0\r\nHost: anycast\r\n\r\n" >&3; cat <&3' 2>&1
-}
 
 start a 1 192.0.2.10 1 192.0.2.11
 start b 2 192.0.2.11 2 192.0.2.10
@@ -172,15 +126,15 @@ wait_for 5 "later connections went A → B directly" jget a 'w["iap_cached"] >= 
 show a
 
 say "4. the target's service dies and comes back: B's TCP health probes see both"
-t0=$(date +%s.%N)
+t0=$(now)
 kill $web_pid; wait $web_pid 2>/dev/null
 wait_for 15 "B marked the target dead" jget b '"dead" in " ".join(p["targets"].get("198.51.100.10:80/tcp", []))'
-t1=$(date +%s.%N)
+t1=$(now)
 web
 wait_for 15 "B marked the target alive again" jget b 'p["targets"].get("198.51.100.10:80/tcp") == ["203.0.113.5:8080"]'
-t2=$(date +%s.%N)
-printf 'service down -> target dead at B: %.2f s; service up -> alive: %.2f s (probe interval 1 s, 3 failures)\n' \
-  "$(python3 -c "print($t1 - $t0)")" "$(python3 -c "print($t2 - $t1)")"
+t2=$(now)
+printf 'service down -> target dead at B: %s s; service up -> alive: %s s (probe interval 1 s, 3 failures)\n' \
+  "$(secs $t0 $t1)" "$(secs $t1 $t2)"
 jget b 'p["driver"]["probes_answered"] >= 3' || fail "B's probes were not answered"
 out=$(fetch); echo "$out" | grep -q "hello from the target" || fail "no answer after the target came back"
 
@@ -217,11 +171,6 @@ echo "$out" | grep -q "hello from the target" && fail "a fetch was answered with
 jget a "w['iap_cached'] == $cached_before" || fail "A still sent a new connection from its cache to B"
 show a
 say "7. both proxies stop cleanly"
-for p in a b; do
-  eval "pid=\$pid_$p"
-  kill -TERM "$pid"; rc=0; wait "$pid" || rc=$?
-  [ "$rc" = 0 ] || { fail "piasd $p exited $rc"; tail -5 "$work/$p.log"; }
-  grep -q "mempool: 0 of" "$work/$p.log" || fail "piasd $p: mempool not full at exit"
-done
+stop_piasd a; stop_piasd b
 
 if [ "$LAB_FAILED" = 0 ]; then say "pias control lab: all checks passed"; else say "pias control lab: FAILED"; exit 1; fi
