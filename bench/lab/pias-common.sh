@@ -28,6 +28,7 @@ pias:
     boot_file: $work/$1.boot
     seeds: [$5]
     heartbeat_ms: 200
+    dead_multiplier: 5
     probe_interval_s: 1
   groups:
     - group: "198.51.100.10:80/tcp"

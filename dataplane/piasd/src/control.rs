@@ -416,8 +416,13 @@ impl ControlCore {
             self.send_ip(pkt);
         }
         for u in updates.drain(..) {
-            if let Update::Tables(t) = &u {
-                self.want_neighbours(t);
+            match &u {
+                Update::Tables(t) => self.want_neighbours(t),
+                // Operators (and the failover lab) read when the overlay
+                // noticed: the log's millisecond timestamp.
+                Update::ProxyDown(p) => log::info!("control plane: proxy {} declared down, purged from the IAP caches", p.0),
+                Update::CacheFill { group, japs, .. } => log::debug!("control plane: cache {group} = {japs:?}"),
+                Update::CacheInvalidate { group, jap } => log::debug!("control plane: cache {group} drops proxy {}", jap.0),
             }
             for w in &mut self.workers {
                 w.backlog.push_back(u.to_down());

@@ -98,3 +98,12 @@ fn pias_path_lab_two_workers() {
 fn pias_control_lab() {
     run_lab("pias-control.sh", "pias-t5", &[]);
 }
+
+/// PIAS failures with the control plane on: connection affinity when the
+/// client's route moves mid-connection, a graceful target leave under a
+/// loop of connections (none fails), and a JAP proxy killed (failover
+/// within 1 s of the overlay noticing).
+#[test]
+fn pias_failover_lab() {
+    run_lab("pias-failover.sh", "pias-t6", &[]);
+}
