@@ -36,7 +36,13 @@ fn pias_target() -> PathBuf {
     exe
 }
 
+/// Labs run one at a time: each starts several poll-mode daemons, and on a
+/// 2-core CI machine two labs at once starve each other's control cores
+/// into missed heartbeats and timeouts that test nothing.
+static ONE_LAB: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn run_lab(script: &str, prefix: &str, env: &[(&str, &str)]) {
+    let _one = ONE_LAB.lock().unwrap_or_else(|e| e.into_inner());
     if let Err(why) = lab_possible() {
         if std::env::var("PIAS_REQUIRE_LAB").as_deref() == Ok("1") {
             panic!("lab test {script} cannot run ({why}) and PIAS_REQUIRE_LAB=1");
