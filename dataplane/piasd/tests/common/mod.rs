@@ -120,6 +120,10 @@ impl Piasd {
         let end = Instant::now() + within;
         while Instant::now() < end {
             if let Ok(Some(st)) = self.child.try_wait() {
+                if st.code().is_none() {
+                    // Killed by a signal: say which, the log cannot.
+                    eprintln!("piasd ended by {st}");
+                }
                 return st.code();
             }
             std::thread::sleep(Duration::from_millis(50));
