@@ -129,7 +129,7 @@ control_socket: {sock}
 
     let mut d = Piasd::start(&cfg, &dir.join("piasd.log"));
     let n = frames.len() as u64;
-    let status = wait_for(Duration::from_secs(30), || {
+    let status = wait_for(Duration::from_secs(90), || {
         let s = piasd::ctl::request_status(&sock).ok()?;
         let rx: u64 = s.workers.iter().flat_map(|w| w.rx.iter()).sum();
         let arp_done = s.control.arp_replied >= 1;
@@ -152,7 +152,7 @@ control_socket: {sock}
     assert_eq!(status.control.arp_replied, 1);
     assert_eq!(status.workers[0].echo_replied, 1);
 
-    let code = d.terminate(Duration::from_secs(20));
+    let code = d.terminate(Duration::from_secs(60));
     let log = d.log();
     assert_eq!(code, Some(0), "piasd exit; log:\n{log}");
     assert!(log.contains("mempool: 0 of"), "no mempool audit in log:\n{log}");
@@ -279,7 +279,7 @@ pias:
     .unwrap();
     let mut d = Piasd::start(&cfg, &dir.join("piasd.log"));
     let n = frames.len() as u64;
-    let status = wait_for(Duration::from_secs(30), || {
+    let status = wait_for(Duration::from_secs(90), || {
         let s = piasd::ctl::request_status(&sock).ok()?;
         let rx: u64 = s.workers.iter().flat_map(|w| w.rx.iter()).sum();
         (rx >= n && s.uptime_s > 1.5).then_some(s)
@@ -291,7 +291,7 @@ pias:
     }
     assert_eq!(status.drops, want, "drops by reason");
     assert_eq!(status.workers[0].nat_flows, 0, "no state from bad input");
-    assert_eq!(d.terminate(Duration::from_secs(20)), Some(0), "exit; log:\n{}", d.log());
+    assert_eq!(d.terminate(Duration::from_secs(60)), Some(0), "exit; log:\n{}", d.log());
     let forwarded = read_pcap(&tx).into_iter().filter(|f| f.get(12..14) != Some(&[0x08, 0x06][..])).count();
     assert_eq!(forwarded, 0, "nothing but our own ARP leaves");
     let _ = std::fs::remove_dir_all(&dir);

@@ -124,7 +124,7 @@ fn run_case_with(name: &str, me: u32, proxy_mac: [u8; 6], pin: bool) {
 
     let mut d = Piasd::start(&cfg, &dir.join("piasd.log"));
     let n = inputs.len() as u64;
-    let done = wait_for(Duration::from_secs(30), || {
+    let done = wait_for(Duration::from_secs(90), || {
         if let Ok(Some(st)) = d.child.try_wait() {
             panic!("{name}: piasd exited early ({st}); log:\n{}", d.log());
         }
@@ -133,7 +133,7 @@ fn run_case_with(name: &str, me: u32, proxy_mac: [u8; 6], pin: bool) {
         (rx >= n && s.uptime_s > 1.2).then_some(s)
     });
     let Some(status) = done else { panic!("{name}: piasd did not take the input; log:\n{}", d.log()) };
-    let code = d.terminate(Duration::from_secs(20));
+    let code = d.terminate(Duration::from_secs(60));
     assert_eq!(code, Some(0), "{name}: piasd exit; log:\n{}", d.log());
 
     let out: Vec<Vec<u8>> = read_pcap(&tx).into_iter().filter(|f| f.get(12..14) != Some(&[0x08, 0x06][..])).collect();
