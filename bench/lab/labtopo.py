@@ -275,17 +275,17 @@ def bird_conf(t, h, work):
             else:
                 ifs.append(f'    interface "{l}" {{ stub yes; cost {cost}; }};')
         lines.append(f'protocol bfd {{ interface "*" {{ min rx interval {bfd["interval_ms"]} ms; '
-                     f'min tx interval {bfd["interval_ms"]} ms; multiplier {bfd["multiplier"]}; }}; }}')
-        lines.append("protocol ospf v2 {\n  ipv4 { export none; import all; };\n  ecmp yes;\n  area 0 {\n" + "\n".join(ifs) + "\n  };\n}")
+                     f'min tx interval {bfd["interval_ms"]} ms; multiplier {bfd["multiplier"]}; }}; debug {{ states }}; }}')
+        lines.append("protocol ospf v2 {\n  debug { states };\n  ipv4 { export none; import all; };\n  ecmp yes;\n  area 0 {\n" + "\n".join(ifs) + "\n  };\n}")
     else:  # proxy: OSPF over the exception tap, announcing the anycast prefix
         lan = t.lan_of[h][0]
         lines.append(f"router id {t.ip(h)};")
         lines.append(f'log "{work}/{h}.bird.log" all;')
         lines.append("protocol device { scan time 1; }")
         lines.append(f'protocol bfd {{ interface "{lan}tap" {{ min rx interval {bfd["interval_ms"]} ms; '
-                     f'min tx interval {bfd["interval_ms"]} ms; multiplier {bfd["multiplier"]}; }}; }}')
+                     f'min tx interval {bfd["interval_ms"]} ms; multiplier {bfd["multiplier"]}; }}; debug {{ states }}; }}')
         cost = t.lan(lan).get("cost", 10)
-        lines.append("protocol ospf v2 {\n  ipv4 { export none; import none; };\n  area 0 {\n"
+        lines.append("protocol ospf v2 {\n  debug { states };\n  ipv4 { export none; import none; };\n  area 0 {\n"
                      f"    stubnet {t.anycast};\n"
                      f'    interface "{lan}tap" {{ type broadcast; cost {cost}; hello {o["hello_s"]}; dead {o["dead_s"]}; '
                      "retransmit 2; wait 2; priority 0; bfd yes; };\n  };\n}")
