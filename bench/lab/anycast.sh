@@ -73,13 +73,18 @@ cleanup() {
   lab_teardown
   rm -rf /var/run/dpdk/${LAB_PREFIX}-* 2>/dev/null
   if [ "$rc" != 0 ] && [ -z "${LAB_KEEP_WORK:-}" ]; then
-    echo "lab: logs were in $work (set LAB_KEEP_WORK=1 to keep them)"
+    echo "lab: failed; its logs in $work are removed (LAB_KEEP_WORK=1 keeps them)"
   fi
   [ -n "${LAB_KEEP_WORK:-}" ] || rm -rf "$work"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+# A run killed before its teardown left namespaces (and the daemons in
+# them), DPDK runtime directories and a work directory: clear them.
 lab_clean_stale
+for d in /var/run/dpdk/${LAB_PREFIX}-* /tmp/${LAB_PREFIX}.*; do
+  [ -e "$d" ] && [ "$d" != "$work" ] && { echo "lab: removing $d left by an earlier run"; rm -rf "$d"; }
+done
 
 # step HOST CMD...: run a command in a lab host; a failure names both.
 step() {
@@ -213,6 +218,19 @@ print(n)' "$1")
   done
   echo $n
 }
+
+# Targets join their groups. With `control: static` (today) the JAPs'
+# tables already hold them (labtopo.py wrote them from the groups). With
+# `control: dynamic` (the control-plane stage) this is where each target
+# runs `pias-target join` for its groups through the anycast address,
+# signed with the group's key, and the lab waits for the JAPs to list it.
+targets_join() {
+  case "$LAB_CONTROL" in
+    static) return 0 ;;
+    *) die "control: $LAB_CONTROL is not wired yet (needs piasd's control driver and pias-target)" ;;
+  esac
+}
+targets_join
 
 # ---- scenarios ---------------------------------------------------------------
 http_get() { in_ns "$1" curl -s -m 5 "http://$2/"; }

@@ -351,6 +351,7 @@ def env(t, prefix, work, virtio):
         "LAB_TARGETS": " ".join(t.by_role("target")),
         "LAB_ANYCAST": str(t.anycast),
         "LAB_VIRTIO": virtio or "",
+        "LAB_CONTROL": t.control,
     }
     for h, d in t.hosts.items():
         if len(t.lan_of[h]) == 1:
