@@ -36,6 +36,19 @@ fn anycast_lab_failover() {
     run("anycast-failover.sh", "pias-af", &[("FAILOVER_RUNS", "2")], &[]);
 }
 
+/// The same with BFD-tracked static routes to the proxies on each
+/// cluster's router (LAB_FAST_REROUTE): the dead IAP is dropped on BFD's
+/// verdict, so the 1 s goal is the hard limit.
+#[test]
+fn anycast_lab_failover_fast_reroute() {
+    run(
+        "anycast-failover.sh",
+        "pias-ar",
+        &[("FAILOVER_RUNS", "2"), ("LAB_FAST_REROUTE", "1"), ("FAILOVER_LIMIT_MS", "1000")],
+        &[],
+    );
+}
+
 /// The traffic set with one proxy's port on net_virtio_user, served by a
 /// vhost-user backend (dpdk-testpmd), all without hugepages.
 #[test]
