@@ -36,7 +36,9 @@
 # static route to the anycast prefix via its proxies, next hops tracked by
 # BFD and preferred over OSPF, so a dead IAP is dropped on BFD's verdict
 # without waiting for BIRD's OSPF tick (the proxies still announce the
-# prefix into OSPF for every other router).
+# prefix into OSPF for every other router); LAB_RELAY_LATENCY_MS (default
+# 5; "off" for none): where the kernel has no netem, links of at least that
+# latency (the wan) run through bench/lab/delay.py, a userspace wire.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
@@ -50,6 +52,7 @@ FAILOVER_GOAL_MS=${FAILOVER_GOAL_MS:-1000}
 FAILOVER_LIMIT_MS=${FAILOVER_LIMIT_MS:-1600}
 FAILOVER_RUNS=${FAILOVER_RUNS:-3}
 LAB_VIRTIO_PROXY=${LAB_VIRTIO_PROXY:-}
+LAB_RELAY_LATENCY_MS=${LAB_RELAY_LATENCY_MS:-5}
 PY=/usr/bin/python3
 scenarios=("$@"); [ ${#scenarios[@]} -gt 0 ] || scenarios=(basic load failover)
 for s in "${scenarios[@]}"; do
@@ -114,16 +117,27 @@ ip netns add ${LAB_PREFIX}-probe 2>/dev/null; LAB_NETNS+=(${LAB_PREFIX}-probe)
 ip -n ${LAB_PREFIX}-probe link add nq0 type veth peer name nq1
 if ! ip netns exec ${LAB_PREFIX}-probe tc qdisc add dev nq0 root netem delay 1ms 2>/dev/null; then
   netem=0
-  echo "note: this kernel has no netem qdisc (sch_netem): link latencies are not applied; OSPF costs alone make clusters near/far"
+  echo "note: this kernel has no netem qdisc (sch_netem)"
 fi
 ip netns del ${LAB_PREFIX}-probe
 opts=(); [ $netem = 1 ] || opts+=(--no-netem)
+if [ $netem = 0 ] && [ "$LAB_RELAY_LATENCY_MS" != off ]; then
+  echo "note: links with >= ${LAB_RELAY_LATENCY_MS} ms latency run through bench/lab/delay.py; shorter ones get none"
+  opts+=(--relay-latency "$LAB_RELAY_LATENCY_MS")
+elif [ $netem = 0 ]; then
+  echo "note: link latencies are not applied; OSPF costs alone make clusters near or far"
+fi
 [ -z "$LAB_VIRTIO_PROXY" ] || opts+=(--virtio "$LAB_VIRTIO_PROXY")
 [ -z "${LAB_FAST_REROUTE:-}" ] || opts+=(--fast-reroute)
 $PY "$here/labtopo.py" "$LAB_TOPO" "$work" "$LAB_PREFIX" "${opts[@]}" || die "cannot render $LAB_TOPO"
 . "$work/lab.env"
 for h in $LAB_ROUTERS $LAB_CLIENTS $LAB_PROXIES $LAB_TARGETS; do LAB_NETNS+=("${LAB_PREFIX}-$h"); done
+for d in $LAB_RELAYS; do LAB_NETNS+=("${LAB_PREFIX}-${d%%:*}"); done
 bash "$work/setup.sh" || die "building the topology failed (see the host and command above)"
+for d in $LAB_RELAYS; do
+  ip netns exec "${LAB_PREFIX}-${d%%:*}" $PY "$here/delay.py" rla rlb "${d#*:}" </dev/null >"$work/${d%%:*}.log" 2>&1 &
+  LAB_PIDS+=($!)
+done
 
 say "targets: nginx, unbound, iperf3"
 for t in $LAB_TARGETS; do
@@ -266,6 +280,15 @@ scenario_basic() {
     echo "$c: iperf3 -c $AA_IP (whole-IP group) -> ${out:-failed} Mbit/s"
     [ -n "$out" ] || fail "host $c: iperf3 -c $AA_IP failed"
   done
+  # Proximity: plain IP between the regions crosses the wan; the anycast
+  # path of each client, timed by curl.
+  local rtt t1 t2
+  rtt=$(in_ns c1 ping -c 5 -i 0.2 -q "$IP_c2" | sed -n 's|.*= [0-9.]*/\([0-9.]*\)/.*|\1|p')
+  t1=$(in_ns c1 curl -s -o /dev/null -m 5 -w '%{time_total}' "http://$AA_HTTP/")
+  t2=$(in_ns c2 curl -s -o /dev/null -m 5 -w '%{time_total}' "http://$AA_HTTP/")
+  echo "ping c1 -> c2 (across the wan): avg ${rtt} ms; curl http://$AA_HTTP/ took ${t1}s from c1 (west), ${t2}s from c2 (east, near the JAP)"
+  row "basic: ping c1->c2 avg RTT (wan)" "${rtt:-?} ms" "-" "-"
+  row "basic: curl time_total c1 (west) / c2 (east)" "${t1}s / ${t2}s" "-" "-"
   # Which proxy played which role (static tables: the DNS group goes
   # IAP -> RAP -> JAP, the HTTP and whole-IP groups IAP -> JAP, cache pinned).
   role_table
