@@ -153,7 +153,10 @@ for t in $LAB_TARGETS; do
       LAB_PIDS+=($!)
       wait_for 10 "unbound on $t" in_ns "$t" dig +tries=1 +timeout=1 @"$ip" www.lab A || { cat "$work/$t.unbound.log"; exit 1; } ;;
     iperf3)
-      ip netns exec "${LAB_PREFIX}-$t" iperf3 -s -B "$ip" --logfile "$work/$t.iperf3.log" </dev/null &
+      # Two servers (one test at a time each): 5201 for TCP, 5202 for UDP.
+      ip netns exec "${LAB_PREFIX}-$t" iperf3 -s -B "$ip" -p 5201 --logfile "$work/$t.iperf3.log" </dev/null &
+      LAB_PIDS+=($!)
+      ip netns exec "${LAB_PREFIX}-$t" iperf3 -s -B "$ip" -p 5202 --logfile "$work/$t.iperf3-udp.log" </dev/null &
       LAB_PIDS+=($!) ;;
   esac
 done
@@ -321,12 +324,14 @@ scenario_load() {
       done' </dev/null >"$work/load-dig-$c" 2>&1 &
     pids+=($!)
   done
-  # iperf3 runs one test at a time per server: TCP from c1, then UDP from c2.
-  local first=${LAB_CLIENTS%% *} last=${LAB_CLIENTS##* } half=$(( (LOAD_SECONDS + 1) / 2 ))
-  in_ns $first timeout $((half + 15)) iperf3 -c "$AA_IP" -t $half -b 20M -J >"$work/load-iperf-tcp" 2>&1
-  local tcp_rc=$?
-  in_ns $last timeout $((half + 15)) iperf3 -c "$AA_IP" -u -b 4M -l 1200 -t $half -J >"$work/load-iperf-udp" 2>&1
-  local udp_rc=$?
+  # iperf3 at the same time: TCP from the far client (across the wan) to
+  # port 5201, UDP from the near one to port 5202.
+  local first=${LAB_CLIENTS%% *} last=${LAB_CLIENTS##* }
+  in_ns $first timeout $((LOAD_SECONDS + 15)) iperf3 -c "$AA_IP" -p 5201 -t $LOAD_SECONDS -b 20M -J </dev/null >"$work/load-iperf-tcp" 2>&1 &
+  local tcp_pid=$!
+  in_ns $last timeout $((LOAD_SECONDS + 15)) iperf3 -c "$AA_IP" -p 5202 -u -b 4M -l 1200 -t $LOAD_SECONDS -J </dev/null >"$work/load-iperf-udp" 2>&1
+  local udp_rc=$? tcp_rc=0
+  wait $tcp_pid || tcp_rc=$?
   wait "${pids[@]}"
   local tot_ok=0 tot_bad=0 k ok bad
   for c in $LAB_CLIENTS; do
