@@ -12,6 +12,7 @@ PKGS=(
   iproute2 iputils-ping iputils-arping ethtool tcpdump   # labs
   python3 python3-scapy netcat-openbsd curl ca-certificates   # traffic and packet crafting
   valgrind                          # callgrind instruction counts (bench)
+  bird2 nginx-light unbound iperf3 dnsutils python3-yaml   # the anycast lab (bench/lab/anycast.sh)
 )
 
 missing=()
@@ -26,7 +27,17 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # The lab runs BIRD, nginx and unbound inside its namespaces only: keep
+  # the packages' own services from starting on the host (policy-rc.d,
+  # Debian's switch for maintainer scripts), unless one is already set.
+  rcd=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    rcd=/usr/sbin/policy-rc.d
+    printf '#!/bin/sh\nexit 101\n' > "$rcd"; chmod +x "$rcd"
+  fi
+  rc=0; apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || rc=$?
+  [ -z "$rcd" ] || rm -f "$rcd"
+  [ "$rc" = 0 ] || { echo "setup: apt-get install ${missing[*]} failed ($rc)" >&2; exit "$rc"; }
 fi
 
 need_rust=1.80
