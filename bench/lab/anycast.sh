@@ -4,9 +4,11 @@
 # (OSPF with ECMP, BFD), two proxy clusters of two piasd each (DPDK
 # af_packet ports on the LAN veths; BIRD over each piasd's exception tap
 # announces the anycast prefix, so OSPF picks the IAP), and three targets
-# (nginx, unbound, iperf3). The proxies' `pias:` tables are static,
-# written from the topology's groups (the control-plane stage swaps them
-# for joins by pias-target).
+# (nginx, unbound, iperf3). With the topology's `control: dynamic` (the
+# default) every piasd runs the PIAS control plane and the targets join
+# their groups with pias-target through the anycast address; with
+# `control: static` (or LAB_CONTROL=static) the proxies' `pias:` tables are
+# written from the topology's groups.
 #
 #   bench/lab/anycast.sh [SCENARIO...]     (default: basic load failover)
 #
@@ -23,7 +25,7 @@
 # Always, at the end: every surviving piasd gets SIGTERM and must exit 0
 # with every mbuf back in its pool.
 #
-# Env: PIASD, PIASCTL; LAB_PREFIX (default pias-any; namespaces are
+# Env: PIASD, PIASCTL, PIAS_TARGET; LAB_CONTROL (static|dynamic); LAB_PREFIX (default pias-any; namespaces are
 # LAB_PREFIX-<host>); LAB_TOPO (default configs/lab.yaml); LOAD_SECONDS
 # (default 20); LAB_VIRTIO_PROXY=<proxy>: that proxy's port is a
 # net_virtio_user device attached to a vhost-user socket served by
@@ -46,6 +48,7 @@ LAB_PREFIX=${LAB_PREFIX:-pias-any}
 . "$here/common.sh"
 PIASD=${PIASD:-$top/target/release/piasd}
 PIASCTL=${PIASCTL:-$top/target/release/piasctl}
+PIAS_TARGET=${PIAS_TARGET:-$top/target/release/pias-target}
 LAB_TOPO=${LAB_TOPO:-$top/configs/lab.yaml}
 LOAD_SECONDS=${LOAD_SECONDS:-20}
 FAILOVER_GOAL_MS=${FAILOVER_GOAL_MS:-1000}
@@ -129,6 +132,12 @@ elif [ $netem = 0 ]; then
 fi
 [ -z "$LAB_VIRTIO_PROXY" ] || opts+=(--virtio "$LAB_VIRTIO_PROXY")
 [ -z "${LAB_FAST_REROUTE:-}" ] || opts+=(--fast-reroute)
+# The control plane's keys (used when the topology, or LAB_CONTROL, says
+# `control: dynamic`): the proxy group's secret and the group owner's key.
+if [ -x "$PIAS_TARGET" ]; then
+  $PY -c 'import os; print(os.urandom(32).hex())' > "$work/group.key"
+  "$PIAS_TARGET" keygen --out "$work/owner.key" > "$work/owner.pub" || die "pias-target keygen failed"
+fi
 $PY "$here/labtopo.py" "$LAB_TOPO" "$work" "$LAB_PREFIX" "${opts[@]}" || die "cannot render $LAB_TOPO"
 . "$work/lab.env"
 for h in $LAB_ROUTERS $LAB_CLIENTS $LAB_PROXIES $LAB_TARGETS; do LAB_NETNS+=("${LAB_PREFIX}-$h"); done
@@ -246,11 +255,53 @@ print(n)' "$1")
 # `control: dynamic` (the control-plane stage) this is where each target
 # runs `pias-target join` for its groups through the anycast address,
 # signed with the group's key, and the lab waits for the JAPs to list it.
+declare -A AGENT        # pias-target pid per "host group"
 targets_join() {
-  case "$LAB_CONTROL" in
-    static) return 0 ;;
-    *) die "control: $LAB_CONTROL is not wired yet (needs piasd's control driver and pias-target)" ;;
-  esac
+  [ "$LAB_CONTROL" = dynamic ] || return 0
+  [ -x "$PIAS_TARGET" ] || die "pias-target not built at $PIAS_TARGET (cargo build --release -p pias-control)"
+  say "targets join their groups with pias-target, through the anycast address"
+  local i g tg h port ip
+  for ((i = 0; i < LAB_GROUPS; i++)); do
+    eval "g=\$GROUP_$i; tg=\$GROUP_${i}_TARGETS"
+    for h in $tg; do
+      port=${h#*:}; h=${h%%:*}; eval "ip=\$IP_$h"
+      local target=$ip; [ "$port" = 0 ] || target=$ip:$port
+      ip netns exec "${LAB_PREFIX}-$h" "$PIAS_TARGET" join --group "$g" --target "$target" --key "$work/owner.key" \
+        --refresh 5 </dev/null >"$work/$h-agent-$i.log" 2>&1 &
+      AGENT["$h $g"]=$!; LAB_PIDS+=($!)
+    done
+  done
+  # Every group listed with a target at some proxy (its JAP: where native
+  # anycast delivered the join).
+  for ((i = 0; i < LAB_GROUPS; i++)); do
+    eval "g=\$GROUP_$i"
+    wait_for 30 "a JAP of $g lists its target" jap_of "$g" || { for h in $LAB_TARGETS; do tail -3 "$work/$h"-agent-*.log; done; exit 1; }
+    echo "$g: JAP $(jap_of "$g")"
+  done
+}
+# raps_of GROUP: the proxies that are RAPs of GROUP.
+raps_of() {
+  local p out=""
+  for p in $LAB_PROXIES; do
+    [ -n "${KILLED[$p]:-}" ] && continue
+    ctl "$p" status --json 2>/dev/null | $PY -c '
+import json, sys
+p = (json.load(sys.stdin)["control"].get("plane") or {})
+sys.exit(0 if sys.argv[1] in p.get("rap_of", []) else 1)' "$1" && out="$out $p"
+  done
+  echo $out
+}
+# jap_of GROUP: the proxies whose control plane serves targets of GROUP.
+jap_of() {
+  local p out=""
+  for p in $LAB_PROXIES; do
+    [ -n "${KILLED[$p]:-}" ] && continue
+    ctl "$p" status --json 2>/dev/null | $PY -c '
+import json, sys
+p = (json.load(sys.stdin)["control"].get("plane") or {})
+sys.exit(0 if p.get("targets", {}).get(sys.argv[1]) else 1)' "$1" && out="$out $p"
+  done
+  [ -n "$out" ] && echo $out
 }
 targets_join
 
@@ -295,9 +346,30 @@ scenario_basic() {
   # Which proxy played which role (static tables: the DNS group goes
   # IAP -> RAP -> JAP, the HTTP and whole-IP groups IAP -> JAP, cache pinned).
   role_table
-  local rap=${GROUP_1_RAPS%% *} jap=${GROUP_1_JAPS%% *}
-  [ "$(counter $rap rap_forwarded)" -ge 2 ] || fail "host $rap: the DNS group's RAP forwarded nothing"
-  [ "$(counter $jap jap_new_flows)" -ge 2 ] || fail "host $jap: the DNS group's JAP NATed no flow"
+  if [ "$LAB_CONTROL" = dynamic ]; then
+    # Learned on the wire: each IAP's first packets of a group went to a
+    # RAP (iap->rap), the RAP's JAP list filled the IAP's cache, and later
+    # packets went straight to the JAP (iap-cache).
+    local p to_rap=0 cached=0 rapf=0 jap
+    for p in $LAB_PROXIES; do
+      to_rap=$((to_rap + $(counter $p iap_to_rap))); cached=$((cached + $(counter $p iap_cached)))
+      rapf=$((rapf + $(counter $p rap_forwarded)))
+    done
+    echo "first packets via a RAP: $to_rap (RAPs forwarded $rapf); later packets IAP -> JAP from the cache: $cached"
+    [ $to_rap -ge 1 ] && [ $rapf -ge 1 ] || fail "no first packet went via a RAP"
+    [ $cached -ge 1 ] || fail "no later packet went IAP -> JAP from a cache the control plane filled"
+    for ((i = 0; i < LAB_GROUPS; i++)); do
+      eval "g=\$GROUP_$i"; jap=$(jap_of "$g")
+      echo "$g: JAP $jap; RAPs: $(raps_of "$g")"
+    done
+    jap=$(jap_of "$GROUP_1"); jap=${jap%% *}
+    [ "$(counter $jap jap_new_flows)" -ge 2 ] || fail "host $jap: the DNS group's JAP NATed no flow"
+    row "basic: first packets IAP->RAP, later IAP->JAP (counters)" "$to_rap / $cached" ">= 1 each" "$([ $to_rap -ge 1 ] && [ $cached -ge 1 ] && echo ok || echo FAIL)"
+  else
+    local rap=${GROUP_1_RAPS%% *} jap=${GROUP_1_JAPS%% *}
+    [ "$(counter $rap rap_forwarded)" -ge 2 ] || fail "host $rap: the DNS group's RAP forwarded nothing"
+    [ "$(counter $jap jap_new_flows)" -ge 2 ] || fail "host $jap: the DNS group's JAP NATed no flow"
+  fi
   row "basic: curl+dig+4MB+iperf3 from $(echo $LAB_CLIENTS | wc -w) clients" "answered" "all" "$([ $LAB_FAILED = 0 ] && echo ok || echo FAIL)"
 }
 

@@ -2,20 +2,15 @@
 //! (ECMP) and BFD, two clusters of two piasd proxies announcing the anycast
 //! prefix over their exception taps, nginx, unbound and iperf3 targets,
 //! curl/dig/iperf3 clients. Each scenario set builds the whole lab, so the
-//! sets run one at a time (a lock), in their own test binary (after the
+//! sets run one at a time (labkit's lock), in their own test binary (after the
 //! smaller labs of lab.rs): two labs at once on a two-core machine would
 //! starve the 100 ms BFD timers the failover scenario measures.
 
-use std::sync::Mutex;
-
 mod labkit;
-
-static ONE_LAB: Mutex<()> = Mutex::new(());
 
 const TOOLS: &[&str] = &["bird", "birdc", "nginx", "unbound", "iperf3", "dig", "curl", "ethtool", "/usr/bin/python3"];
 
 fn run(script: &str, prefix: &str, env: &[(&str, &str)], extra: &[&str]) {
-    let _one = ONE_LAB.lock().unwrap_or_else(|e| e.into_inner());
     let tools: Vec<&str> = TOOLS.iter().chain(extra).copied().collect();
     labkit::run_lab(script, prefix, env, &tools);
 }
