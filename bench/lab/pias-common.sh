@@ -30,6 +30,7 @@ pias:
     heartbeat_ms: 200
     dead_multiplier: 5
     probe_interval_s: 1
+    probe_retry_ms: 300
   groups:
     - group: "198.51.100.10:80/tcp"
       owner_key: "$OWNER_PUB"

@@ -17,14 +17,17 @@
 #     later ones IAP → JAP directly;
 #  2. the client's route moves from A to C in the middle of a TCP
 #     connection (HTTP/1.1 keep-alive): the connection survives (affinity);
-#  3. the anchor's target leaves gracefully during a loop of connections:
+#  3. the anchor's target (its HTTP server) dies: the JAP's TCP health
+#     probes mark it dead and new connections reach the other target
+#     (measured; goal ≤ 3 s), none fails after that;
+#  4. the anchor's target leaves gracefully during a loop of connections:
 #     none fails (the JAP sends what it cannot serve back to a RAP, the
 #     RAPs push lists without it);
-#  4. a JAP proxy dies (SIGKILL): the overlay declares it down and the
+#  5. a JAP proxy dies (SIGKILL): the overlay declares it down and the
 #     IAP's cache drops it; measured: kill → declared down at the IAP, and
 #     declared down → first connection answered through the other JAP
 #     (goal ≤ 1 s);
-#  5. the survivors stop with exit 0 and a full mempool.
+#  6. the survivors stop with exit 0 and a full mempool.
 #
 # Env: PIASD, PIASCTL, PIAS_TARGET, LAB_PREFIX (default pias-f).
 set -u
@@ -94,10 +97,12 @@ class S(socketserver.ThreadingMixIn, http.server.HTTPServer):
     allow_reuse_address = True
 S((sys.argv[1], 8080), H).serve_forever()
 PY
-for t in t1 t2; do
-  ip netns exec ${LAB_PREFIX}-$t python3 "$work/web.py" ${TADDR[$t]} $t >/dev/null 2>&1 &
-  LAB_PIDS+=("$!")
-done
+declare -A WEB
+web() { # web TARGET: (re)start its HTTP server
+  ip netns exec ${LAB_PREFIX}-$1 python3 "$work/web.py" ${TADDR[$1]} $1 >/dev/null 2>&1 &
+  WEB[$1]=$!; LAB_PIDS+=("$!")
+}
+web t1; web t2
 
 . "$here/pias-common.sh"
 pias_keys
@@ -178,7 +183,27 @@ cat "$work/keepalive.out"
 wait_for 3 "the packets after the move entered at C" jget c "w['iap_cached'] + w['iap_to_rap'] + w.get('rap_forwarded', 0) > $c_before"
 ip -n $RT route replace 198.51.100.0/24 via 192.0.2.10
 
-say "3. the anchor's target leaves gracefully during a loop of connections: none fails"
+say "3. the anchor's target dies: new connections reach the other target within 3 s"
+dead=t1; live=t2; [ $anchor = c ] && { dead=t2; live=t1; }
+t0=$(now)
+kill ${WEB[$dead]}; wait ${WEB[$dead]} 2>/dev/null
+ok=0
+while python3 -c "import sys; sys.exit(0 if $(now) - $t0 < 10 else 1)"; do
+  out=$(in_ns cl timeout 1 bash -c 'exec 3<>/dev/tcp/198.51.100.10/80; printf "GET / HTTP/1.0\r\n\r\n" >&3; cat <&3' 2>/dev/null)
+  echo "$out" | grep -q "^hello from $live" && { ok=1; break; }
+  sleep 0.1
+done
+t1=$(now)
+[ $ok = 1 ] || fail "no connection reached $live within 10 s of $dead's death"
+bad=0
+for i in $(seq 10); do out=$(fetch); echo "$out" | grep -q "^hello from $live" || bad=$((bad+1)); done
+[ $bad = 0 ] || fail "$bad of 10 connections failed after the failover"
+printf '| target %s killed → new connections answered by %s | %s s (goal ≤ 3 s; probes 1 s, retry 300 ms, dead after 3) |\n' "$dead" "$live" "$(secs $t0 $t1)"
+python3 -c "import sys; sys.exit(0 if $t1 - $t0 <= 3.0 else 1)" || fail "failover to a live target took more than 3 s"
+web $dead
+wait_for 15 "$anchor saw $dead alive again" jget $anchor '"dead" not in " ".join(p["targets"].get("198.51.100.10:80/tcp", ["dead"]))'
+
+say "4. the anchor's target leaves gracefully during a loop of connections: none fails"
 leaver=t1; [ $anchor = c ] && leaver=t2
 ( n=0; bad=0
   for i in $(seq 40); do
@@ -198,7 +223,7 @@ echo "after the leave: $(echo "$out" | grep -o 'hello from t[12]')"
 join $leaver
 wait_for 15 "$leaver joined again" jget $anchor '"198.51.100.10:80/tcp" in p["targets"]'
 
-say "4. a JAP proxy dies: the IAP's cache drops it and traffic flows via the other JAP"
+say "5. a JAP proxy dies: the IAP's cache drops it and traffic flows via the other JAP"
 # The JAP whose target answers now is the one to kill.
 out=$(fetch); echo "$out" | grep -q "^hello from t" || fail "no answer before the kill"
 if echo "$out" | grep -q "hello from t1"; then victim=b; survivor=c; else victim=c; survivor=b; fi
@@ -222,7 +247,7 @@ printf '| event | measured |\n|---|---|\n| JAP %s killed → declared down by th
   "$victim" "$(secs $t0 $t1)" "$survivor" "$(secs $t1 $t2)" "$(secs $t0 $t2)"
 python3 -c "import sys; sys.exit(0 if $t2 - $t1 <= 1.0 else 1)" || fail "failover after the overlay noticed took more than 1 s"
 
-say "5. the survivors stop cleanly"
+say "6. the survivors stop cleanly"
 for p in a $survivor; do stop_piasd $p; done
 
 if [ "$LAB_FAILED" = 0 ]; then say "pias failover lab: all checks passed"; else say "pias failover lab: FAILED"; exit 1; fi

@@ -167,6 +167,12 @@ pub mod raw {
         /// Seconds between health probes of a live target.
         #[serde(default)]
         pub probe_interval_s: Option<u64>,
+        /// Milliseconds between the probes of a target that failed one.
+        #[serde(default)]
+        pub probe_retry_ms: Option<u64>,
+        /// Failed probes in a row that make a target dead.
+        #[serde(default)]
+        pub probe_dead_after: Option<u8>,
         /// Operator's Ed25519 public key (hex): group registrations signed
         /// by it are accepted over the network.
         #[serde(default)]
@@ -502,6 +508,10 @@ pub struct ControlPlaneConfig {
     pub dead_multiplier: u32,
     /// Seconds between probes of a live target.
     pub probe_interval_s: u64,
+    /// Milliseconds between probes after a failure.
+    pub probe_retry_ms: u64,
+    /// Failures in a row before a target is dead.
+    pub probe_dead_after: u8,
     /// Operator key for network registrations.
     pub operator_key: Option<[u8; 32]>,
     /// Groups registered from this file.
@@ -1072,6 +1082,14 @@ fn control_from_raw(file: &Path, raw: &raw::Pias, c: &raw::Control, state: &Stat
     if !(1..=3600).contains(&probe) {
         return Err(bad("pias.control.probe_interval_s", "1..=3600 seconds", &probe));
     }
+    let retry = c.probe_retry_ms.unwrap_or(1000);
+    if !(100..=60_000).contains(&retry) {
+        return Err(bad("pias.control.probe_retry_ms", "100..=60000 milliseconds", &retry));
+    }
+    let dead_after = c.probe_dead_after.unwrap_or(3);
+    if !(1..=20).contains(&dead_after) {
+        return Err(bad("pias.control.probe_dead_after", "1..=20 failed probes", &dead_after));
+    }
     let operator_key = match &c.operator_key {
         Some(k) => Some(parse_key32(k).ok_or_else(|| bad("pias.control.operator_key", "an Ed25519 public key as 64 hex digits", k))?),
         None => None,
@@ -1103,6 +1121,8 @@ fn control_from_raw(file: &Path, raw: &raw::Pias, c: &raw::Control, state: &Stat
         heartbeat_ms: hb,
         dead_multiplier: dead,
         probe_interval_s: probe,
+        probe_retry_ms: retry,
+        probe_dead_after: dead_after,
         operator_key,
         groups,
     })

@@ -205,6 +205,10 @@ impl Plane {
         let mut pc = ProxyConfig::new(m, anycast.to_vec());
         pc.raps_per_group = cfg.raps_per_group;
         pc.jap.probe_interval = Duration::from_secs(cfg.probe_interval_s);
+        pc.jap.retry_interval = Duration::from_millis(cfg.probe_retry_ms);
+        pc.jap.dead_after = cfg.probe_dead_after;
+        // A probe answered later than the next retry is as good as lost.
+        pc.jap.probe_timeout = pc.jap.probe_timeout.min(pc.jap.retry_interval.max(Duration::from_millis(200)));
         if let Some(k) = cfg.operator_key {
             let vk = VerifyingKey::from_bytes(&k).map_err(|_| PlaneError::Config("operator_key: not an Ed25519 public key".into()))?;
             pc.operator_key = Some(vk);
