@@ -536,11 +536,85 @@ impl Ip4 {
     }
 }
 
+/// Most frames [`Path::prefetch_burst`] looks at (bursts are 32).
+pub const PREFETCH_MAX: usize = 64;
+
+/// The NAT lookup a frame will most likely make, guessed from its bytes.
+#[derive(Clone, Copy, Debug)]
+enum NatProbe {
+    /// An IP-in-IP packet to us: the inner flow's forward lookup.
+    Forward(FlowKey),
+    /// TCP or UDP to us: a target's reply, the reverse lookup.
+    Reverse { target: TargetAddr, q: u16, proto: u8 },
+}
+
+/// [`Path::prefetch_burst`]'s guess for one frame: reads fixed offsets
+/// of an untagged IPv4 frame to `me` (inner header without options), with
+/// one bounds check per header and no validation (the path validates when
+/// it processes the frame), so garbage gives a useless guess, never a
+/// panic.
+#[inline]
+fn nat_probe(f: &[u8], me: [u8; 4]) -> Option<NatProbe> {
+    let later_frag = |flags_off: [u8; 2]| u16::from_be_bytes(flags_off) & 0x1fff != 0;
+    let h: &[u8; ETH_LEN + 20] = f.get(..ETH_LEN + 20)?.try_into().ok()?;
+    let ip = &h[ETH_LEN..];
+    if h[12..14] != [0x08, 0x00] || ip[0] >> 4 != 4 || ip[16..20] != me || later_frag([ip[6], ip[7]]) {
+        return None;
+    }
+    let l4 = ETH_LEN + usize::from(ip[0] & 0x0f) * 4;
+    let quad = |b: &[u8]| [b[0], b[1], b[2], b[3]];
+    let port = |b: &[u8]| u16::from_be_bytes([b[0], b[1]]);
+    match ip[9] {
+        4 => {
+            let i: &[u8; 24] = f.get(l4..l4 + 24)?.try_into().ok()?;
+            if i[0] != 0x45 || later_frag([i[6], i[7]]) || !matches!(i[9], 6 | 17) {
+                return None;
+            }
+            let (src, dst) = (Ipv4Addr::from(quad(&i[12..])), Ipv4Addr::from(quad(&i[16..])));
+            Some(NatProbe::Forward(FlowKey::new(src, port(&i[20..]), dst, port(&i[22..]), i[9])))
+        }
+        proto @ (6 | 17) => {
+            let p: &[u8; 4] = f.get(l4..l4 + 4)?.try_into().ok()?;
+            let target = TargetAddr { ip: Ipv4Addr::from(quad(&ip[12..])), port: port(&p[..]) };
+            Some(NatProbe::Reverse { target, q: port(&p[2..]), proto })
+        }
+        _ => None,
+    }
+}
+
 /// Reads the IPv4 header at `off` (already validated by `local::classify`
 /// or by the tunnel parser) and the transport ports when present.
+///
+/// Always inlined: returned through memory, the `Result<Ip4, _>` was
+/// written with narrow stores and read back at once with wide loads, which
+/// store forwarding cannot serve (RESULTS.md, issue 4, profile item 2).
+#[inline(always)]
 fn read_ip(d: &[u8], off: usize) -> Result<Ip4, DropReason> {
     let buf = d.get(off..).ok_or(DropReason::Ipv4Truncated)?;
     let ip = Ipv4Packet::new_checked(buf).map_err(|_| DropReason::Ipv4BadLength)?;
+    ip_facts(&ip)
+}
+
+/// The inner packet of the IP-in-IP packet whose outer header `outer` (at
+/// [`ETH_LEN`]) `local::classify` has validated (checksum included) and the
+/// caller has checked is protocol 4 and not a fragment: what
+/// [`crate::wire::ipip::parse`] checks beyond that — the inner header
+/// valid, its checksum right, its total length exactly the outer payload
+/// (else `tunnel_malformed`) — and the inner facts as [`read_ip`] reads
+/// them, with each header parsed once.
+#[inline(always)]
+fn read_inner(d: &[u8], outer: &Ip4) -> Result<Ip4, DropReason> {
+    let payload = d.get(ETH_LEN + outer.hlen..ETH_LEN + outer.total).ok_or(DropReason::TunnelMalformed)?;
+    let inner = Ipv4Packet::new_checked(payload).map_err(|_| DropReason::TunnelMalformed)?;
+    if !inner.verify_checksum() || usize::from(inner.total_len()) != payload.len() {
+        return Err(DropReason::TunnelMalformed);
+    }
+    ip_facts(&inner)
+}
+
+/// [`read_ip`] on a header that passed `check_len`.
+#[inline(always)]
+fn ip_facts(ip: &Ipv4Packet<&[u8]>) -> Result<Ip4, DropReason> {
     let proto = u8::from(ip.protocol());
     let later_frag = ip.is_non_initial_fragment();
     let mut f = Ip4 {
@@ -736,6 +810,71 @@ impl<H> Path<H> {
     }
 
     fn process_with<B: PacketBuf>(&mut self, pkt: &mut B, port: usize, now: Nanos, handed: bool) -> Action {
+        // One reference count per call; a burst takes one per burst.
+        let tables = Arc::clone(&self.tables);
+        self.process_one(&tables, pkt, port, now, handed)
+    }
+
+    /// Processes `pkts`, all arrived on port `port`, writing `actions[i]`
+    /// for `pkts[i]`: exactly what [`process`](Self::process) on each in
+    /// order would do (same actions, bytes, counters, events, NAT state),
+    /// only faster. Before the packets are processed, the NAT index slots
+    /// and entries their flows will need are prefetched
+    /// ([`prefetch_burst`](Self::prefetch_burst)), so that the cache and
+    /// TLB misses of a burst overlap instead of being paid one after the
+    /// other, and the table snapshot is referenced once per burst.
+    ///
+    /// Returns how many packets were processed. It stops early, right
+    /// after a packet that got [`Action::Hold`] or that released held
+    /// fragments, so that the caller can [`hold`](Self::hold) it and run
+    /// [`next_released`](Self::next_released) before the rest, as the
+    /// per-packet protocol requires; the caller then calls again with the
+    /// rest. At most `min(pkts.len(), actions.len())` packets are taken.
+    pub fn process_burst<B: PacketBuf>(&mut self, pkts: &mut [B], port: usize, now: Nanos, actions: &mut [Action]) -> usize {
+        let n = pkts.len().min(actions.len());
+        self.prefetch_burst(pkts[..n].iter().map(|p| p.data()), port);
+        let tables = Arc::clone(&self.tables);
+        for (i, (pkt, a)) in pkts[..n].iter_mut().zip(actions.iter_mut()).enumerate() {
+            *a = self.process_one(&tables, pkt, port, now, false);
+            if *a == Action::Hold || self.release_len > 0 {
+                return i + 1;
+            }
+        }
+        n
+    }
+
+    /// Prefetches, for a burst of frames arrived on port `port`, the NAT
+    /// index slots and then the NAT entries their flows will be looked up
+    /// in: the forward index for IP-in-IP packets (the inner tuple; the
+    /// JAP's segments 3 and 7), the reverse index for TCP and UDP to a
+    /// unicast address (segment 5). A hint only: it reads the frames
+    /// without validating them (a malformed one costs a useless prefetch),
+    /// changes nothing and can never change a result. At most
+    /// [`PREFETCH_MAX`] frames are looked at, and none while the NAT table
+    /// is small enough to stay in cache
+    /// ([`NatTable::prefetch_worthwhile`]): there the guess would only add
+    /// instructions.
+    pub fn prefetch_burst<'a>(&self, frames: impl IntoIterator<Item = &'a [u8]>, port: usize) {
+        if !self.nat.prefetch_worthwhile() {
+            return;
+        }
+        let Some(me) = self.local.ports.get(port).map(|p| p.ip.octets()) else { return };
+        let mut probes = [None; PREFETCH_MAX];
+        let mut n = 0;
+        for f in frames.into_iter().take(PREFETCH_MAX) {
+            probes[n] = match nat_probe(f, me) {
+                Some(NatProbe::Forward(k)) => Some(self.nat.prefetch_forward(&k)),
+                Some(NatProbe::Reverse { target, q, proto }) => Some(self.nat.prefetch_reverse(target, q, proto)),
+                None => None,
+            };
+            n += 1;
+        }
+        for p in probes[..n].iter().flatten() {
+            self.nat.prefetch_entry(*p);
+        }
+    }
+
+    fn process_one<B: PacketBuf>(&mut self, tables: &Tables, pkt: &mut B, port: usize, now: Nanos, handed: bool) -> Action {
         self.pending_hold = None;
         self.cur = PacketCtx { handed, pinned: false, replay: self.replay_next.take() };
         let class = local::classify(pkt.data_mut(), port, &self.local);
@@ -746,8 +885,8 @@ impl<H> Path<H> {
             }
             Class::Done(Verdict::Punt(p)) => Action::Punt(p),
             Class::Done(Verdict::Drop(r)) => Action::Drop(r),
-            Class::ToAnycast => self.iap(pkt, port, now),
-            Class::ToUnicast => self.unicast(pkt, port, now),
+            Class::ToAnycast => self.iap(tables, pkt, port, now),
+            Class::ToUnicast => self.unicast(tables, pkt, port, now),
         }
     }
 
@@ -901,13 +1040,13 @@ impl<H> Path<H> {
 
     // ----- segment 1: the IAP -------------------------------------------
 
-    fn iap<B: PacketBuf>(&mut self, pkt: &mut B, port: usize, now: Nanos) -> Action {
+    fn iap<B: PacketBuf>(&mut self, tables: &Tables, pkt: &mut B, port: usize, now: Nanos) -> Action {
         let mut ip = match read_ip(pkt.data(), ETH_LEN) {
             Ok(ip) => ip,
             Err(r) => return Action::Drop(r),
         };
         if ip.proto == 1 {
-            return self.iap_icmp(pkt, &ip, now);
+            return self.iap_icmp(tables, pkt, &ip, now);
         }
         if ip.is_fragment() {
             if matches!(ip.proto, 6 | 17) {
@@ -925,7 +1064,6 @@ impl<H> Path<H> {
         if ip.proto == 17 && ip.dport == self.cfg.control_port && !ip.later_frag {
             return Action::Punt(Punt::Control);
         }
-        let tables = self.tables.clone();
         let Some((group, entry)) = tables.group_for(ip.dst, ip.dport, ip.proto) else {
             return Action::Drop(DropReason::AnycastNoGroup);
         };
@@ -941,7 +1079,7 @@ impl<H> Path<H> {
         // the nearest RAP (which may be this proxy).
         let next = if entry.options().rapless {
             let key = FlowKey::new(ip.src, ip.sport, ip.dst, ip.dport, ip.proto);
-            select::choose_jap(&tables, entry, tables.my_cluster(), client_hash(ip.src), key.hash())
+            select::choose_jap(tables, entry, tables.my_cluster(), client_hash(ip.src), key.hash())
                 .map(Hop::Jap)
         } else if let Some(j) = self.cache.lookup(&group, now, |p| tables.is_up(p)) {
             Some(Hop::Jap(j))
@@ -954,7 +1092,7 @@ impl<H> Path<H> {
             Some(Hop::Rap(r)) if r == me => {
                 // This proxy is the RAP: choose the JAP here.
                 let key = FlowKey::new(ip.src, ip.sport, ip.dst, ip.dport, ip.proto);
-                match select::choose_jap(&tables, entry, tables.my_cluster(), client_hash(ip.src), key.hash()) {
+                match select::choose_jap(tables, entry, tables.my_cluster(), client_hash(ip.src), key.hash()) {
                     Some(j) => {
                         self.rap_chose(group, j, self.local.ports[port].ip);
                         Hop::Jap(j)
@@ -966,7 +1104,7 @@ impl<H> Path<H> {
             None => return Action::Drop(if entry.options().rapless { DropReason::NoJap } else { DropReason::NoRap }),
         };
         if next == Hop::Jap(me) {
-            return self.jap_local(pkt, port, &ip, group, entry, now);
+            return self.jap_local(tables, pkt, port, &ip, group, entry, now);
         }
         let (to, seg_cached) = match next {
             Hop::Jap(j) => (j, true),
@@ -999,7 +1137,7 @@ impl<H> Path<H> {
     /// client's side: routed by the quoted flow to its JAP (RFC 8899
     /// §4.6.1), as the flow's own packets are, but raising no event and
     /// creating no state.
-    fn iap_icmp<B: PacketBuf>(&mut self, pkt: &mut B, ip: &Ip4, now: Nanos) -> Action {
+    fn iap_icmp<B: PacketBuf>(&mut self, tables: &Tables, pkt: &mut B, ip: &Ip4, now: Nanos) -> Action {
         if ip.is_fragment() {
             return Action::Drop(DropReason::IcmpUnhandled);
         }
@@ -1018,12 +1156,11 @@ impl<H> Path<H> {
             return Action::Drop(DropReason::IcmpBadChecksum);
         }
         let key = e.reply_flow();
-        let tables = self.tables.clone();
         let Some((group, entry)) = tables.group_for(key.dst, key.dport, key.proto) else {
             return Action::Drop(DropReason::IcmpErrorUnmatched);
         };
         let me = tables.me();
-        let choose = || select::choose_jap(&tables, entry, tables.my_cluster(), client_hash(key.src), key.hash());
+        let choose = || select::choose_jap(tables, entry, tables.my_cluster(), client_hash(key.src), key.hash());
         let to = if entry.options().rapless {
             choose()
         } else if let Some(j) = self.cache.lookup(group, now, |p| tables.is_up(p)) {
@@ -1094,13 +1231,13 @@ impl<H> Path<H> {
 
     // ----- traffic to our unicast address ---------------------------------
 
-    fn unicast<B: PacketBuf>(&mut self, pkt: &mut B, port: usize, now: Nanos) -> Action {
+    fn unicast<B: PacketBuf>(&mut self, tables: &Tables, pkt: &mut B, port: usize, now: Nanos) -> Action {
         let mut ip = match read_ip(pkt.data(), ETH_LEN) {
             Ok(ip) => ip,
             Err(r) => return Action::Drop(r),
         };
         match ip.proto {
-            4 => self.tunnel_in(pkt, port, &ip, now),
+            4 => self.tunnel_in(tables, pkt, port, &ip, now),
             1 if !ip.is_fragment() => self.unicast_icmp(pkt, &ip, now),
             6 | 17 => {
                 if ip.is_fragment() {
@@ -1249,8 +1386,7 @@ impl<H> Path<H> {
 
     // ----- segments 2/3/7 arriving: RAP or JAP ----------------------------
 
-    fn tunnel_in<B: PacketBuf>(&mut self, pkt: &mut B, port: usize, outer: &Ip4, now: Nanos) -> Action {
-        let tables = self.tables.clone();
+    fn tunnel_in<B: PacketBuf>(&mut self, tables: &Tables, pkt: &mut B, port: usize, outer: &Ip4, now: Nanos) -> Action {
         // Only proxies tunnel to us (spoofed outer sources are dropped).
         let Some(iap) = tables.proxy_by_addr(outer.src).copied() else {
             return Action::Drop(DropReason::TunnelUnknownSource);
@@ -1258,17 +1394,7 @@ impl<H> Path<H> {
         if outer.first_frag || outer.later_frag {
             return Action::Drop(DropReason::TunnelFragment);
         }
-        let inner_off = ETH_LEN + outer.hlen;
-        {
-            let d = pkt.data();
-            let Some(t) = d.get(ETH_LEN..ETH_LEN + outer.total) else {
-                return Action::Drop(DropReason::TunnelMalformed);
-            };
-            if crate::wire::ipip::parse(t).is_err() {
-                return Action::Drop(DropReason::TunnelMalformed);
-            }
-        }
-        let mut inner = match read_ip(pkt.data(), inner_off) {
+        let mut inner = match read_inner(pkt.data(), outer) {
             Ok(i) => i,
             Err(r) => return Action::Drop(r),
         };
@@ -1282,7 +1408,7 @@ impl<H> Path<H> {
             return Action::Drop(DropReason::TunnelLoop);
         }
         if inner.proto == 1 {
-            return self.tunnel_icmp(pkt, port, outer, &inner, iap.cluster, now);
+            return self.tunnel_icmp(tables, pkt, port, outer, &inner, iap.cluster, now);
         }
         if inner.is_fragment() {
             if matches!(inner.proto, 6 | 17) {
@@ -1313,11 +1439,11 @@ impl<H> Path<H> {
             if !forward::decap(pkt, outer.hlen) {
                 return Action::Drop(DropReason::TunnelMalformed);
             }
-            return self.jap(pkt, port, &inner, group, entry, Some(outer.src), now);
+            return self.jap(tables, pkt, port, &inner, group, entry, Some(outer.src), now);
         }
         // RAP: choose a JAP and send it on (segment 3).
         if entry.has_rap(me) {
-            let Some(jap) = select::choose_jap(&tables, entry, iap.cluster, client_hash(inner.src), key.hash()) else {
+            let Some(jap) = select::choose_jap(tables, entry, iap.cluster, client_hash(inner.src), key.hash()) else {
                 return Action::Drop(DropReason::NoJap);
             };
             self.rap_chose(group, jap, outer.src);
@@ -1332,7 +1458,7 @@ impl<H> Path<H> {
         // Neither: a stale cache at the IAP named us. The packet is not
         // lost: back to a RAP of g, and the IAP is told to forget us.
         self.events.push(Up::JapNoTarget { group, iap: outer.src }, &mut self.stats);
-        let Some(rap) = other_rap(&tables, entry, me) else {
+        let Some(rap) = other_rap(tables, entry, me) else {
             return Action::Drop(DropReason::NoTarget);
         };
         self.retunnel(pkt, outer, &inner, rap, port, |s| s.jap_bounced += 1, now)
@@ -1342,7 +1468,7 @@ impl<H> Path<H> {
     /// ([`Path::iap_icmp`]): at the JAP, translated for the target; at the
     /// RAP, sent on to the JAP of the quoted flow. No event, no bounce.
     #[allow(clippy::too_many_arguments)]
-    fn tunnel_icmp<B: PacketBuf>(&mut self, pkt: &mut B, port: usize, outer: &Ip4, inner: &Ip4, iap_cluster: ClusterId, now: Nanos) -> Action {
+    fn tunnel_icmp<B: PacketBuf>(&mut self, tables: &Tables, pkt: &mut B, port: usize, outer: &Ip4, inner: &Ip4, iap_cluster: ClusterId, now: Nanos) -> Action {
         if inner.is_fragment() {
             return Action::Drop(DropReason::IcmpUnhandled);
         }
@@ -1362,7 +1488,6 @@ impl<H> Path<H> {
             return Action::Drop(DropReason::IcmpBadChecksum);
         }
         let key = e.reply_flow();
-        let tables = self.tables.clone();
         let Some((_, entry)) = tables.group_for(key.dst, key.dport, key.proto) else {
             return Action::Drop(DropReason::IcmpErrorUnmatched);
         };
@@ -1378,7 +1503,7 @@ impl<H> Path<H> {
             return self.jap_icmp(pkt, &key, now);
         }
         if entry.has_rap(me) {
-            let Some(jap) = select::choose_jap(&tables, entry, iap_cluster, client_hash(key.src), key.hash()) else {
+            let Some(jap) = select::choose_jap(tables, entry, iap_cluster, client_hash(key.src), key.hash()) else {
                 return Action::Drop(DropReason::IcmpErrorUnmatched);
             };
             let Some(dst) = tables.proxy(jap).map(|p| p.addr).filter(|_| jap != me) else {
@@ -1431,20 +1556,20 @@ impl<H> Path<H> {
 
     /// JAP work for a packet that reached it natively (this proxy is also
     /// the IAP): ownership first, then as for a tunnelled one.
-    fn jap_local<B: PacketBuf>(&mut self, pkt: &mut B, port: usize, ip: &Ip4, group: GroupAddr, entry: &GroupEntry, now: Nanos) -> Action {
+    fn jap_local<B: PacketBuf>(&mut self, tables: &Tables, pkt: &mut B, port: usize, ip: &Ip4, group: GroupAddr, entry: &GroupEntry, now: Nanos) -> Action {
         let key = FlowKey::new(ip.src, ip.sport, ip.dst, ip.dport, ip.proto);
         let owner = flow::owner(&key, self.workers);
         if owner != self.worker {
             return self.hand_to(owner);
         }
-        self.jap(pkt, port, ip, group, entry, None, now)
+        self.jap(tables, pkt, port, ip, group, entry, None, now)
     }
 
     /// NATs the (decapsulated) packet to a target: `AC:p → AA:g` becomes
     /// `JAP:q → AT:r`. `iap` is the tunnel's source, when it came by one.
     /// A non-first fragment only follows an existing mapping.
     #[allow(clippy::too_many_arguments)]
-    fn jap<B: PacketBuf>(&mut self, pkt: &mut B, port: usize, ip: &Ip4, group: GroupAddr, entry: &GroupEntry, iap: Option<Ipv4Addr>, now: Nanos) -> Action {
+    fn jap<B: PacketBuf>(&mut self, tables: &Tables, pkt: &mut B, port: usize, ip: &Ip4, group: GroupAddr, entry: &GroupEntry, iap: Option<Ipv4Addr>, now: Nanos) -> Action {
         let key = FlowKey::new(ip.src, ip.sport, ip.dst, ip.dport, ip.proto);
         let flags = ip.tcp_flags;
         let hit = match self.nat.lookup_forward(&key, now, flags) {
@@ -1455,9 +1580,7 @@ impl<H> Path<H> {
                     // No live target here: back to a RAP, the IAP told.
                     if let Some(iap) = iap {
                         self.events.push(Up::JapNoTarget { group, iap }, &mut self.stats);
-                        let me = self.tables.me();
-                        let tables = self.tables.clone();
-                        if let Some(rap) = other_rap(&tables, entry, me) {
+                        if let Some(rap) = other_rap(tables, entry, tables.me()) {
                             self.stats.jap_bounced += 1;
                             return self.tunnel_to(pkt, ip, rap, false, now);
                         }
@@ -1469,7 +1592,8 @@ impl<H> Path<H> {
                 if target.port == 0 {
                     target.port = ip.dport;
                 }
-                match self.nat.create(&key, target, now, flags) {
+                // The lookup above has just missed: no second probe.
+                match self.nat.create_missed(&key, target, now, flags) {
                     Ok(h) => {
                         self.stats.jap_new_flows += 1;
                         h
