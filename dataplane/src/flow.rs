@@ -130,6 +130,11 @@ pub const fn hash2(seed: u64, a: u64, b: u64) -> u64 {
 /// in every worker and every process.
 #[inline]
 pub fn owner(key: &FlowKey, workers: u16) -> u16 {
+    // One worker (or none) owns everything: `reduce` would give 0 for any
+    // hash, so the hash is not computed.
+    if workers <= 1 {
+        return 0;
+    }
     reduce(key.hash(), workers)
 }
 
