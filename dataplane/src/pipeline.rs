@@ -503,6 +503,7 @@ pub struct Path<H = VecBuf> {
     release_len: usize,
     replay_next: Option<Release>,
     cur: PacketCtx,
+    macs: MacCache,
 }
 
 /// Parsed facts of the IPv4 packet after the Ethernet header; enough to
@@ -788,6 +789,7 @@ impl<H> Path<H> {
             release_len: 0,
             replay_next: None,
             cur: PacketCtx::default(),
+            macs: MacCache::default(),
         }
     }
 
@@ -1682,14 +1684,23 @@ impl<H> Path<H> {
     /// Where to send a packet for `dst`: the port whose subnet holds it
     /// (on-link), else port 0's gateway; `None` while the next hop's MAC is
     /// unresolved. Returns (port, our address there, our MAC, next hop MAC).
-    fn route(&self, dst: Ipv4Addr) -> Option<(usize, Ipv4Addr, Mac, Mac)> {
+    fn route(&mut self, dst: Ipv4Addr) -> Option<(usize, Ipv4Addr, Mac, Mac)> {
         let (pi, hop) = match self.local.ports.iter().position(|p| p.subnet.contains(dst)) {
             Some(pi) => (pi, dst),
             None => (0, self.local.ports.first()?.gateway),
         };
         let p = &self.local.ports[pi];
-        let mac = self.neigh.get(pi as u16, hop)?;
+        let mac = self.macs.get(&self.neigh, pi as u16, hop)?;
         Some((pi, p.ip, p.mac, mac))
+    }
+
+    /// Replaces the neighbour snapshot (the worker's [`crate::iface::Down::Neighbours`])
+    /// and returns the old one, which nothing here references any more
+    /// (the MAC cache lets go of it too), so it is freed wherever the
+    /// caller drops it: on the control core, not on the worker.
+    pub fn set_neighbours(&mut self, n: Arc<Neighbours>) -> Arc<Neighbours> {
+        self.macs.clear();
+        std::mem::replace(&mut self.neigh, n)
     }
 
     /// Answers the packet with an ICMP error of our own, back to the hop it
@@ -1723,6 +1734,51 @@ impl<H> Path<H> {
             // Another port, or no resolved next hop: back the way it came.
             _ => Action::Tx(port),
         }
+    }
+}
+
+/// Entries of the [`MacCache`] (direct-mapped, by next-hop address).
+const MAC_CACHE: usize = 16;
+
+/// The worker's cache of next-hop MACs from its neighbour snapshot: most
+/// packets of a stage go to one next hop (the gateway, a peer proxy), and
+/// the snapshot's hash lookup cost ~60 instructions per packet.
+///
+/// Valid for one snapshot only: it holds a reference to the snapshot it
+/// was filled from and is emptied when `Path::neigh` is another one. The
+/// reference keeps that snapshot alive, so no new snapshot can be
+/// allocated at its address while entries refer to it (no ABA).
+#[derive(Debug, Default)]
+struct MacCache {
+    snapshot: Option<Arc<Neighbours>>,
+    slots: [Option<(u16, Ipv4Addr, Mac)>; MAC_CACHE],
+}
+
+impl MacCache {
+    /// The MAC of `hop` on `port` in `neigh`.
+    #[inline]
+    fn get(&mut self, neigh: &Arc<Neighbours>, port: u16, hop: Ipv4Addr) -> Option<Mac> {
+        if !self.snapshot.as_ref().is_some_and(|s| Arc::ptr_eq(s, neigh)) {
+            self.slots = [None; MAC_CACHE];
+            self.snapshot = Some(Arc::clone(neigh));
+        }
+        let b = hop.to_bits();
+        let i = ((b ^ (b >> 8) ^ u32::from(port)) as usize) % MAC_CACHE;
+        match self.slots[i] {
+            Some((p, h, mac)) if p == port && h == hop => Some(mac),
+            _ => {
+                // Unresolved hops are not cached: the next snapshot may
+                // resolve them, and it empties the cache anyway.
+                let mac = neigh.get(port, hop)?;
+                self.slots[i] = Some((port, hop, mac));
+                Some(mac)
+            }
+        }
+    }
+
+    fn clear(&mut self) {
+        self.snapshot = None;
+        self.slots = [None; MAC_CACHE];
     }
 }
 
@@ -1929,6 +1985,37 @@ mod tests {
             proptest::prop_assert_eq!(rewrite(&mut b, &ip, src, dst), Ok(()));
             proptest::prop_assert_eq!(b.to_vec(), want);
         }
+    }
+
+    #[test]
+    fn mac_cache_follows_the_snapshot() {
+        use crate::neighbour::{Resolver, ResolverTiming};
+        let hop = Ipv4Addr::new(192, 0, 2, 1);
+        let other = Ipv4Addr::new(192, 0, 2, 17); // same slot as `hop` on port 0
+        let snap = |pins: &[(Ipv4Addr, u8)]| {
+            let mut r = Resolver::new(ResolverTiming::from_refresh_secs(30));
+            for &(ip, m) in pins {
+                r.pin(0, ip, [2, 0, 0, 0, 0, m]);
+            }
+            Arc::new(r.take_snapshot().unwrap_or_default())
+        };
+        let mut c = MacCache::default();
+        let a = snap(&[(hop, 1)]);
+        assert_eq!(c.get(&a, 0, hop), Some([2, 0, 0, 0, 0, 1]));
+        assert_eq!(c.get(&a, 0, hop), Some([2, 0, 0, 0, 0, 1]), "cached");
+        assert_eq!(c.get(&a, 1, hop), None, "another port");
+        assert_eq!(c.get(&a, 0, other), None, "unresolved");
+        // A new snapshot: the MAC changed, the other hop resolved.
+        let b = snap(&[(hop, 2), (other, 3)]);
+        assert_eq!(c.get(&b, 0, hop), Some([2, 0, 0, 0, 0, 2]));
+        assert_eq!(c.get(&b, 0, other), Some([2, 0, 0, 0, 0, 3]));
+        assert_eq!(c.get(&b, 0, hop), Some([2, 0, 0, 0, 0, 2]), "a collision evicts, never confuses");
+        // Back to the first (still alive): refilled from it.
+        assert_eq!(c.get(&a, 0, other), None);
+        // The cache holds the snapshot it was filled from, until cleared.
+        assert_eq!(Arc::strong_count(&a), 2);
+        c.clear();
+        assert_eq!(Arc::strong_count(&a), 1);
     }
 
     #[test]

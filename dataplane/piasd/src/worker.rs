@@ -390,7 +390,7 @@ impl Worker {
     fn apply_down(&mut self, now: Nanos) {
         while let Some(d) = self.down.pop() {
             let retired = match d {
-                Down::Neighbours(n) => Down::Neighbours(std::mem::replace(&mut self.path.neigh, n)),
+                Down::Neighbours(n) => Down::Neighbours(self.path.set_neighbours(n)),
                 Down::Tables(t) => Down::Tables(std::mem::replace(&mut self.path.tables, t)),
                 Down::CacheFill { group, japs, ttl } => {
                     self.path.cache.fill_list(group, japs, ttl, now);
