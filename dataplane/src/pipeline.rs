@@ -1078,15 +1078,27 @@ impl<H> Path<H> {
         let me = tables.me();
 
         // Where does it go: a cached JAP, a RAP-less group's own choice, or
-        // the nearest RAP (which may be this proxy).
+        // the nearest RAP (which may be this proxy). `known`: the address
+        // of the proxy chosen, when the choice looked it up already.
+        let known = core::cell::Cell::new(None);
         let next = if entry.options().rapless {
             let key = FlowKey::new(ip.src, ip.sport, ip.dst, ip.dport, ip.proto);
             select::choose_jap(tables, entry, tables.my_cluster(), client_hash(ip.src), key.hash())
                 .map(Hop::Jap)
-        } else if let Some(j) = self.cache.lookup(&group, now, |p| tables.is_up(p)) {
+        } else if let Some(j) = self.cache.lookup(&group, now, |p| match tables.proxy(p) {
+            // `tables.is_up(p)`, keeping the address found on the way.
+            Some(info) if info.up => {
+                known.set(Some((p, info.addr)));
+                true
+            }
+            _ => false,
+        }) {
             Some(Hop::Jap(j))
         } else {
-            let rap = tables.nearest_rap(entry).map(|r| r.id);
+            let rap = tables.nearest_rap(entry).map(|r| {
+                known.set(Some((r.id, r.addr)));
+                r.id
+            });
             self.events.push(Up::IapMiss { group, rap }, &mut self.stats);
             rap.map(Hop::Rap)
         };
@@ -1112,7 +1124,7 @@ impl<H> Path<H> {
             Hop::Jap(j) => (j, true),
             Hop::Rap(r) => (r, false),
         };
-        let Some(dst) = tables.proxy(to).map(|p| p.addr) else {
+        let Some(dst) = known.get().filter(|&(id, _)| id == to).map(|(_, a)| a).or_else(|| tables.proxy(to).map(|p| p.addr)) else {
             return Action::Drop(DropReason::NoRap);
         };
         // Entry checks of the tunnel (RFC 2003 §3.1, §4; RFC 1812 §5.3.1).
