@@ -350,7 +350,11 @@ impl SlotIndex {
         let m = max_items.min(Self::MAX_ITEMS);
         let want = (m + m / 2 + 1).max(8);
         let n = want.next_power_of_two();
-        SlotIndex { slots: vec![Slot { hash: 0, item: Self::EMPTY }; n], mask: n - 1 }
+        let mut slots = Vec::with_capacity(n);
+        // Huge pages before the first touch (the fill below).
+        crate::huge_pages::advise(&slots);
+        slots.resize(n, Slot { hash: 0, item: Self::EMPTY });
+        SlotIndex { slots, mask: n - 1 }
     }
 
     #[inline]
