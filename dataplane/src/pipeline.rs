@@ -156,7 +156,7 @@ use crate::frag::{FragConfig, FragCounters, FragKey, FragMeta, FragPorts, FragTr
 use crate::iface::{Punt, Up};
 use crate::jap_cache::JapCache;
 use crate::local::{self, Class, LocalAddrs, Verdict};
-use crate::nat::{NatError, NatTable};
+use crate::nat::{NatError, NatPrefetch, NatTable};
 use crate::neighbour::{Mac, Nanos, Neighbours};
 use crate::packet::{PacketBuf, VecBuf};
 use crate::reason::DropReason;
@@ -540,6 +540,10 @@ impl Ip4 {
 /// Most frames [`Path::prefetch_burst`] looks at (bursts are 32).
 pub const PREFETCH_MAX: usize = 64;
 
+/// How many packets ahead of its own [`Path::process_burst`] prefetches a
+/// NAT entry (the index slots of the whole burst are prefetched first).
+const ENTRY_AHEAD: usize = 8;
+
 /// The NAT lookup a frame will most likely make, guessed from its bytes.
 #[derive(Clone, Copy, Debug)]
 enum NatProbe {
@@ -834,9 +838,18 @@ impl<H> Path<H> {
     /// rest. At most `min(pkts.len(), actions.len())` packets are taken.
     pub fn process_burst<B: PacketBuf>(&mut self, pkts: &mut [B], port: usize, now: Nanos, actions: &mut [Action]) -> usize {
         let n = pkts.len().min(actions.len());
-        self.prefetch_burst(pkts[..n].iter().map(|p| p.data()), port);
+        // Index slots of the whole burst first; each entry `ENTRY_AHEAD`
+        // packets before its own, so its index slot has had time to arrive.
+        let mut probes = [None; PREFETCH_MAX];
+        let probed = self.prefetch_index(pkts[..n].iter().map(|p| p.data()), port, &mut probes);
+        for p in probes[..probed.min(ENTRY_AHEAD)].iter().flatten() {
+            self.nat.prefetch_entry(*p);
+        }
         let tables = Arc::clone(&self.tables);
         for (i, (pkt, a)) in pkts[..n].iter_mut().zip(actions.iter_mut()).enumerate() {
+            if let Some(Some(p)) = probes[..probed].get(i + ENTRY_AHEAD) {
+                self.nat.prefetch_entry(*p);
+            }
             *a = self.process_one(&tables, pkt, port, now, false);
             if *a == Action::Hold || self.release_len > 0 {
                 return i + 1;
@@ -857,11 +870,21 @@ impl<H> Path<H> {
     /// ([`NatTable::prefetch_worthwhile`]): there the guess would only add
     /// instructions.
     pub fn prefetch_burst<'a>(&self, frames: impl IntoIterator<Item = &'a [u8]>, port: usize) {
-        if !self.nat.prefetch_worthwhile() {
-            return;
-        }
-        let Some(me) = self.local.ports.get(port).map(|p| p.ip.octets()) else { return };
         let mut probes = [None; PREFETCH_MAX];
+        let n = self.prefetch_index(frames, port, &mut probes);
+        for p in probes[..n].iter().flatten() {
+            self.nat.prefetch_entry(*p);
+        }
+    }
+
+    /// The first step of [`prefetch_burst`](Self::prefetch_burst): the
+    /// index slots, each frame's lookup noted in `probes` for the second.
+    /// Returns how many frames were looked at (0 when the table is small).
+    fn prefetch_index<'a>(&self, frames: impl IntoIterator<Item = &'a [u8]>, port: usize, probes: &mut [Option<NatPrefetch>; PREFETCH_MAX]) -> usize {
+        if !self.nat.prefetch_worthwhile() {
+            return 0;
+        }
+        let Some(me) = self.local.ports.get(port).map(|p| p.ip.octets()) else { return 0 };
         let mut n = 0;
         for f in frames.into_iter().take(PREFETCH_MAX) {
             probes[n] = match nat_probe(f, me) {
@@ -871,9 +894,7 @@ impl<H> Path<H> {
             };
             n += 1;
         }
-        for p in probes[..n].iter().flatten() {
-            self.nat.prefetch_entry(*p);
-        }
+        n
     }
 
     fn process_one<B: PacketBuf>(&mut self, tables: &Tables, pkt: &mut B, port: usize, now: Nanos, handed: bool) -> Action {
