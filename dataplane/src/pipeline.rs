@@ -1591,6 +1591,7 @@ impl<H> Path<H> {
 
     /// JAP work for a packet that reached it natively (this proxy is also
     /// the IAP): ownership first, then as for a tunnelled one.
+    #[allow(clippy::too_many_arguments)]
     fn jap_local<B: PacketBuf>(&mut self, tables: &Tables, pkt: &mut B, port: usize, ip: &Ip4, group: GroupAddr, entry: &GroupEntry, now: Nanos) -> Action {
         let key = FlowKey::new(ip.src, ip.sport, ip.dst, ip.dport, ip.proto);
         let owner = flow::owner(&key, self.workers);
