@@ -130,6 +130,11 @@ pub const fn hash2(seed: u64, a: u64, b: u64) -> u64 {
 /// in every worker and every process.
 #[inline]
 pub fn owner(key: &FlowKey, workers: u16) -> u16 {
+    // One worker (or none) owns everything: `reduce` would give 0 for any
+    // hash, so the hash is not computed.
+    if workers <= 1 {
+        return 0;
+    }
     reduce(key.hash(), workers)
 }
 
@@ -308,6 +313,24 @@ pub(crate) struct SlotIndex {
     mask: usize,
 }
 
+/// Asks the CPU to bring the cache line at `p` into all cache levels
+/// (x86-64 `prefetcht0`; nothing elsewhere). A hint: it never faults, even
+/// for an address that is not mapped, and changes no program state, so a
+/// wrong guess only wastes a memory access.
+#[inline(always)]
+pub(crate) fn prefetch<T>(p: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: `prefetcht0` only hints the cache; it does not dereference
+    // `p` architecturally (no fault, no read visible to the program), so
+    // any pointer value is sound. SSE is part of the x86-64 baseline.
+    #[allow(unused_unsafe)]
+    unsafe {
+        core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(p.cast::<i8>());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
 #[derive(Clone, Copy, Debug)]
 struct Slot {
     /// Low 32 bits of the item's hash; its home is `hash & mask`.
@@ -327,7 +350,11 @@ impl SlotIndex {
         let m = max_items.min(Self::MAX_ITEMS);
         let want = (m + m / 2 + 1).max(8);
         let n = want.next_power_of_two();
-        SlotIndex { slots: vec![Slot { hash: 0, item: Self::EMPTY }; n], mask: n - 1 }
+        let mut slots = Vec::with_capacity(n);
+        // Huge pages before the first touch (the fill below).
+        crate::huge_pages::advise(&slots);
+        slots.resize(n, Slot { hash: 0, item: Self::EMPTY });
+        SlotIndex { slots, mask: n - 1 }
     }
 
     #[inline]
@@ -353,6 +380,37 @@ impl SlotIndex {
             pos = (pos + 1) & self.mask;
         }
     }
+
+    /// Prefetches the cache line of `hash`'s home slot (a hint; see
+    /// [`prefetch`]).
+    #[inline]
+    pub(crate) fn prefetch_home(&self, hash: u64) {
+        prefetch(self.slots.as_ptr().wrapping_add(self.home(hash)));
+    }
+
+    /// The first item stored under `hash` within a few slots of its home,
+    /// without comparing items: the entry a lookup of `hash` will most
+    /// likely read, for prefetching it. `None` past an empty slot or after
+    /// [`Self::HINT_PROBES`] slots.
+    #[inline]
+    pub(crate) fn hint(&self, hash: u64) -> Option<u32> {
+        let h = hash as u32;
+        let mut pos = self.home(hash);
+        for _ in 0..Self::HINT_PROBES {
+            let s = *self.slots.get(pos)?;
+            if s.item == Self::EMPTY {
+                return None;
+            }
+            if s.hash == h {
+                return Some(s.item);
+            }
+            pos = (pos + 1) & self.mask;
+        }
+        None
+    }
+
+    /// Slots [`Self::hint`] looks at: one cache line of 8-byte slots.
+    const HINT_PROBES: usize = 8;
 
     /// Adds `item` under `hash`. The caller guarantees the owner never holds
     /// more than the `max_items` the index was built for.

@@ -6,6 +6,7 @@
 pub mod flow;
 pub mod forward;
 pub mod frag;
+mod huge_pages;
 pub mod iface;
 pub mod jap_cache;
 pub mod local;

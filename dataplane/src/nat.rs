@@ -23,6 +23,11 @@
 //! - Memory at capacity: 32 B of slab + 2 × 8 B × (1.5…3) index slots, i.e.
 //!   56–80 B per flow; 10 M flows take 320 MB + 2 × 134 MB ≈ 588 MB
 //!   (≈ 59 B per flow). [`NatTable::memory_bytes`] reports it.
+//! - The slab and both indexes are advised onto transparent huge pages
+//!   (`crate::huge_pages`): a random lookup in hundreds of MB then costs no
+//!   4 KiB TLB miss. A burst's lookups are prefetched
+//!   ([`NatTable::prefetch_forward`], [`NatTable::prefetch_entry`]) so that
+//!   their cache misses overlap.
 //!
 //! The table is single-writer (DESIGN.md §2): only its worker calls it, so it
 //! takes no lock. No method but [`NatTable::new`] allocates, and none panics
@@ -106,6 +111,10 @@ pub const MAX_FLOWS_LIMIT: usize = 1 << 28;
 /// Slab slots a refused-for-full [`NatTable::create`] sweeps to reclaim
 /// expired entries before giving up (a contiguous 2 KiB walk).
 const RECLAIM_SWEEP: usize = 64;
+
+/// Memory in use from which [`NatTable::prefetch_worthwhile`] says yes:
+/// about twice a core's L2 cache (1–2 MiB on the machines measured).
+pub const PREFETCH_MIN_BYTES: usize = 4 << 20;
 
 /// Domain separator of the reverse-key hash.
 const REVERSE_DOMAIN: u64 = 0x7265_7665_7273_6521; // "reverse!"
@@ -208,6 +217,14 @@ pub struct NatHit {
     /// True once a reverse packet has been seen (passive health: a flow
     /// that never hears back points at a dead target, seed §3.3).
     pub replied: bool,
+}
+
+/// A lookup prefetched by [`NatTable::prefetch_forward`] or
+/// [`NatTable::prefetch_reverse`], for [`NatTable::prefetch_entry`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NatPrefetch {
+    hash: u64,
+    reverse: bool,
 }
 
 /// A reverse hit: the flow a target's reply belongs to.
@@ -467,8 +484,11 @@ impl NatTable {
             return Err(NatConfigError::EmptyPortRange(cfg.ports));
         }
         cfg.port_tries = cfg.port_tries.max(1);
+        let slab = Vec::with_capacity(cfg.max_flows);
+        // Touched only as the table fills: advised before any entry is.
+        crate::huge_pages::advise(&slab);
         Ok(NatTable {
-            slab: Vec::with_capacity(cfg.max_flows),
+            slab,
             free_head: NIL,
             len: 0,
             fwd: SlotIndex::with_max_items(cfg.max_flows),
@@ -654,6 +674,44 @@ impl NatTable {
         None
     }
 
+    /// True when the table's memory in use (both indexes, which a lookup
+    /// hits anywhere, and the used slab) exceeds [`PREFETCH_MIN_BYTES`]:
+    /// then lookups miss the caches and a burst's prefetches pay; below it
+    /// they would only add instructions.
+    #[inline]
+    pub fn prefetch_worthwhile(&self) -> bool {
+        self.fwd.bytes() + self.rev.bytes() + self.slab.len() * core::mem::size_of::<Entry>() >= PREFETCH_MIN_BYTES
+    }
+
+    /// Prefetches the forward index slot of `key` (first step of a burst's
+    /// prefetch; [`NatTable::prefetch_entry`] is the second). A hint: it
+    /// changes nothing.
+    #[inline]
+    pub fn prefetch_forward(&self, key: &FlowKey) -> NatPrefetch {
+        let h = self.forward_hash(key);
+        self.fwd.prefetch_home(h);
+        NatPrefetch { hash: h, reverse: false }
+    }
+
+    /// Prefetches the reverse index slot of `(target, q, proto)`.
+    #[inline]
+    pub fn prefetch_reverse(&self, target: TargetAddr, q: u16, proto: u8) -> NatPrefetch {
+        let h = self.reverse_hash(target.ip.to_bits(), target.port, q, proto);
+        self.rev.prefetch_home(h);
+        NatPrefetch { hash: h, reverse: true }
+    }
+
+    /// Prefetches the entry the index slot prefetched by `p` most likely
+    /// names (call once that slot has had time to arrive, e.g. after the
+    /// whole burst's first step).
+    #[inline]
+    pub fn prefetch_entry(&self, p: NatPrefetch) {
+        let ix = if p.reverse { &self.rev } else { &self.fwd };
+        if let Some(i) = ix.hint(p.hash) {
+            crate::flow::prefetch(self.slab.as_ptr().wrapping_add(i as usize));
+        }
+    }
+
     /// A forward packet (`AC:p → AA:g`, `key`) of an existing flow: refreshes
     /// the entry and advances its TCP state by `tcp_flags` (`None` for
     /// non-TCP). `None` when the flow has no live entry (a dead one is freed).
@@ -712,6 +770,24 @@ impl NatTable {
                 return Ok(hit);
             }
         }
+        self.insert_new(h, key, target, now, tcp_flags)
+    }
+
+    /// [`NatTable::create`] for a key whose [`NatTable::lookup_forward`]
+    /// has just returned `None`, with no other call on the table since (the
+    /// JAP's new-flow path): the forward index is not probed a second
+    /// time. Called in any other situation it could enter a second entry
+    /// for a live key; debug builds check the precondition.
+    pub fn create_missed(&mut self, key: &FlowKey, target: TargetAddr, now: Nanos, flags: Option<TcpFlags>) -> Result<NatHit, NatError> {
+        let h = self.forward_hash(key);
+        debug_assert!(self.peek_forward(key, now).is_none(), "create_missed on a live key");
+        self.insert_new(h, key, target, now, flags)
+    }
+
+    /// The rest of [`NatTable::create`] once `key` (forward hash `h`) is
+    /// known to have no live entry.
+    #[inline]
+    fn insert_new(&mut self, h: u64, key: &FlowKey, target: TargetAddr, now: Nanos, tcp_flags: Option<TcpFlags>) -> Result<NatHit, NatError> {
         if self.len >= self.cfg.max_flows {
             self.expire(now, RECLAIM_SWEEP);
             if self.len >= self.cfg.max_flows {

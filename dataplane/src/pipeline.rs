@@ -156,7 +156,7 @@ use crate::frag::{FragConfig, FragCounters, FragKey, FragMeta, FragPorts, FragTr
 use crate::iface::{Punt, Up};
 use crate::jap_cache::JapCache;
 use crate::local::{self, Class, LocalAddrs, Verdict};
-use crate::nat::{NatError, NatTable};
+use crate::nat::{NatError, NatPrefetch, NatTable};
 use crate::neighbour::{Mac, Nanos, Neighbours};
 use crate::packet::{PacketBuf, VecBuf};
 use crate::reason::DropReason;
@@ -503,6 +503,7 @@ pub struct Path<H = VecBuf> {
     release_len: usize,
     replay_next: Option<Release>,
     cur: PacketCtx,
+    macs: MacCache,
 }
 
 /// Parsed facts of the IPv4 packet after the Ethernet header; enough to
@@ -536,11 +537,89 @@ impl Ip4 {
     }
 }
 
+/// Most frames [`Path::prefetch_burst`] looks at (bursts are 32).
+pub const PREFETCH_MAX: usize = 64;
+
+/// How many packets ahead of its own [`Path::process_burst`] prefetches a
+/// NAT entry (the index slots of the whole burst are prefetched first).
+const ENTRY_AHEAD: usize = 8;
+
+/// The NAT lookup a frame will most likely make, guessed from its bytes.
+#[derive(Clone, Copy, Debug)]
+enum NatProbe {
+    /// An IP-in-IP packet to us: the inner flow's forward lookup.
+    Forward(FlowKey),
+    /// TCP or UDP to us: a target's reply, the reverse lookup.
+    Reverse { target: TargetAddr, q: u16, proto: u8 },
+}
+
+/// [`Path::prefetch_burst`]'s guess for one frame: reads fixed offsets
+/// of an untagged IPv4 frame to `me` (inner header without options), with
+/// one bounds check per header and no validation (the path validates when
+/// it processes the frame), so garbage gives a useless guess, never a
+/// panic.
+#[inline]
+fn nat_probe(f: &[u8], me: [u8; 4]) -> Option<NatProbe> {
+    let later_frag = |flags_off: [u8; 2]| u16::from_be_bytes(flags_off) & 0x1fff != 0;
+    let h: &[u8; ETH_LEN + 20] = f.get(..ETH_LEN + 20)?.try_into().ok()?;
+    let ip = &h[ETH_LEN..];
+    if h[12..14] != [0x08, 0x00] || ip[0] >> 4 != 4 || ip[16..20] != me || later_frag([ip[6], ip[7]]) {
+        return None;
+    }
+    let l4 = ETH_LEN + usize::from(ip[0] & 0x0f) * 4;
+    let quad = |b: &[u8]| [b[0], b[1], b[2], b[3]];
+    let port = |b: &[u8]| u16::from_be_bytes([b[0], b[1]]);
+    match ip[9] {
+        4 => {
+            let i: &[u8; 24] = f.get(l4..l4 + 24)?.try_into().ok()?;
+            if i[0] != 0x45 || later_frag([i[6], i[7]]) || !matches!(i[9], 6 | 17) {
+                return None;
+            }
+            let (src, dst) = (Ipv4Addr::from(quad(&i[12..])), Ipv4Addr::from(quad(&i[16..])));
+            Some(NatProbe::Forward(FlowKey::new(src, port(&i[20..]), dst, port(&i[22..]), i[9])))
+        }
+        proto @ (6 | 17) => {
+            let p: &[u8; 4] = f.get(l4..l4 + 4)?.try_into().ok()?;
+            let target = TargetAddr { ip: Ipv4Addr::from(quad(&ip[12..])), port: port(&p[..]) };
+            Some(NatProbe::Reverse { target, q: port(&p[2..]), proto })
+        }
+        _ => None,
+    }
+}
+
 /// Reads the IPv4 header at `off` (already validated by `local::classify`
 /// or by the tunnel parser) and the transport ports when present.
+///
+/// Always inlined: returned through memory, the `Result<Ip4, _>` was
+/// written with narrow stores and read back at once with wide loads, which
+/// store forwarding cannot serve (RESULTS.md, issue 4, profile item 2).
+#[inline(always)]
 fn read_ip(d: &[u8], off: usize) -> Result<Ip4, DropReason> {
     let buf = d.get(off..).ok_or(DropReason::Ipv4Truncated)?;
     let ip = Ipv4Packet::new_checked(buf).map_err(|_| DropReason::Ipv4BadLength)?;
+    ip_facts(&ip)
+}
+
+/// The inner packet of the IP-in-IP packet whose outer header `outer` (at
+/// [`ETH_LEN`]) `local::classify` has validated (checksum included) and the
+/// caller has checked is protocol 4 and not a fragment: what
+/// [`crate::wire::ipip::parse`] checks beyond that — the inner header
+/// valid, its checksum right, its total length exactly the outer payload
+/// (else `tunnel_malformed`) — and the inner facts as [`read_ip`] reads
+/// them, with each header parsed once.
+#[inline(always)]
+fn read_inner(d: &[u8], outer: &Ip4) -> Result<Ip4, DropReason> {
+    let payload = d.get(ETH_LEN + outer.hlen..ETH_LEN + outer.total).ok_or(DropReason::TunnelMalformed)?;
+    let inner = Ipv4Packet::new_checked(payload).map_err(|_| DropReason::TunnelMalformed)?;
+    if !inner.verify_checksum() || usize::from(inner.total_len()) != payload.len() {
+        return Err(DropReason::TunnelMalformed);
+    }
+    ip_facts(&inner)
+}
+
+/// [`read_ip`] on a header that passed `check_len`.
+#[inline(always)]
+fn ip_facts(ip: &Ipv4Packet<&[u8]>) -> Result<Ip4, DropReason> {
     let proto = u8::from(ip.protocol());
     let later_frag = ip.is_non_initial_fragment();
     let mut f = Ip4 {
@@ -714,6 +793,7 @@ impl<H> Path<H> {
             release_len: 0,
             replay_next: None,
             cur: PacketCtx::default(),
+            macs: MacCache::default(),
         }
     }
 
@@ -736,6 +816,88 @@ impl<H> Path<H> {
     }
 
     fn process_with<B: PacketBuf>(&mut self, pkt: &mut B, port: usize, now: Nanos, handed: bool) -> Action {
+        // One reference count per call; a burst takes one per burst.
+        let tables = Arc::clone(&self.tables);
+        self.process_one(&tables, pkt, port, now, handed)
+    }
+
+    /// Processes `pkts`, all arrived on port `port`, writing `actions[i]`
+    /// for `pkts[i]`: exactly what [`process`](Self::process) on each in
+    /// order would do (same actions, bytes, counters, events, NAT state),
+    /// only faster. Before the packets are processed, the NAT index slots
+    /// and entries their flows will need are prefetched
+    /// ([`prefetch_burst`](Self::prefetch_burst)), so that the cache and
+    /// TLB misses of a burst overlap instead of being paid one after the
+    /// other, and the table snapshot is referenced once per burst.
+    ///
+    /// Returns how many packets were processed. It stops early, right
+    /// after a packet that got [`Action::Hold`] or that released held
+    /// fragments, so that the caller can [`hold`](Self::hold) it and run
+    /// [`next_released`](Self::next_released) before the rest, as the
+    /// per-packet protocol requires; the caller then calls again with the
+    /// rest. At most `min(pkts.len(), actions.len())` packets are taken.
+    pub fn process_burst<B: PacketBuf>(&mut self, pkts: &mut [B], port: usize, now: Nanos, actions: &mut [Action]) -> usize {
+        let n = pkts.len().min(actions.len());
+        // Index slots of the whole burst first; each entry `ENTRY_AHEAD`
+        // packets before its own, so its index slot has had time to arrive.
+        let mut probes = [None; PREFETCH_MAX];
+        let probed = self.prefetch_index(pkts[..n].iter().map(|p| p.data()), port, &mut probes);
+        for p in probes[..probed.min(ENTRY_AHEAD)].iter().flatten() {
+            self.nat.prefetch_entry(*p);
+        }
+        let tables = Arc::clone(&self.tables);
+        for (i, (pkt, a)) in pkts[..n].iter_mut().zip(actions.iter_mut()).enumerate() {
+            if let Some(Some(p)) = probes[..probed].get(i + ENTRY_AHEAD) {
+                self.nat.prefetch_entry(*p);
+            }
+            *a = self.process_one(&tables, pkt, port, now, false);
+            if *a == Action::Hold || self.release_len > 0 {
+                return i + 1;
+            }
+        }
+        n
+    }
+
+    /// Prefetches, for a burst of frames arrived on port `port`, the NAT
+    /// index slots and then the NAT entries their flows will be looked up
+    /// in: the forward index for IP-in-IP packets (the inner tuple; the
+    /// JAP's segments 3 and 7), the reverse index for TCP and UDP to a
+    /// unicast address (segment 5). A hint only: it reads the frames
+    /// without validating them (a malformed one costs a useless prefetch),
+    /// changes nothing and can never change a result. At most
+    /// [`PREFETCH_MAX`] frames are looked at, and none while the NAT table
+    /// is small enough to stay in cache
+    /// ([`NatTable::prefetch_worthwhile`]): there the guess would only add
+    /// instructions.
+    pub fn prefetch_burst<'a>(&self, frames: impl IntoIterator<Item = &'a [u8]>, port: usize) {
+        let mut probes = [None; PREFETCH_MAX];
+        let n = self.prefetch_index(frames, port, &mut probes);
+        for p in probes[..n].iter().flatten() {
+            self.nat.prefetch_entry(*p);
+        }
+    }
+
+    /// The first step of [`prefetch_burst`](Self::prefetch_burst): the
+    /// index slots, each frame's lookup noted in `probes` for the second.
+    /// Returns how many frames were looked at (0 when the table is small).
+    fn prefetch_index<'a>(&self, frames: impl IntoIterator<Item = &'a [u8]>, port: usize, probes: &mut [Option<NatPrefetch>; PREFETCH_MAX]) -> usize {
+        if !self.nat.prefetch_worthwhile() {
+            return 0;
+        }
+        let Some(me) = self.local.ports.get(port).map(|p| p.ip.octets()) else { return 0 };
+        let mut n = 0;
+        for f in frames.into_iter().take(PREFETCH_MAX) {
+            probes[n] = match nat_probe(f, me) {
+                Some(NatProbe::Forward(k)) => Some(self.nat.prefetch_forward(&k)),
+                Some(NatProbe::Reverse { target, q, proto }) => Some(self.nat.prefetch_reverse(target, q, proto)),
+                None => None,
+            };
+            n += 1;
+        }
+        n
+    }
+
+    fn process_one<B: PacketBuf>(&mut self, tables: &Tables, pkt: &mut B, port: usize, now: Nanos, handed: bool) -> Action {
         self.pending_hold = None;
         self.cur = PacketCtx { handed, pinned: false, replay: self.replay_next.take() };
         let class = local::classify(pkt.data_mut(), port, &self.local);
@@ -746,8 +908,8 @@ impl<H> Path<H> {
             }
             Class::Done(Verdict::Punt(p)) => Action::Punt(p),
             Class::Done(Verdict::Drop(r)) => Action::Drop(r),
-            Class::ToAnycast => self.iap(pkt, port, now),
-            Class::ToUnicast => self.unicast(pkt, port, now),
+            Class::ToAnycast => self.iap(tables, pkt, port, now),
+            Class::ToUnicast => self.unicast(tables, pkt, port, now),
         }
     }
 
@@ -901,13 +1063,13 @@ impl<H> Path<H> {
 
     // ----- segment 1: the IAP -------------------------------------------
 
-    fn iap<B: PacketBuf>(&mut self, pkt: &mut B, port: usize, now: Nanos) -> Action {
+    fn iap<B: PacketBuf>(&mut self, tables: &Tables, pkt: &mut B, port: usize, now: Nanos) -> Action {
         let mut ip = match read_ip(pkt.data(), ETH_LEN) {
             Ok(ip) => ip,
             Err(r) => return Action::Drop(r),
         };
         if ip.proto == 1 {
-            return self.iap_icmp(pkt, &ip, now);
+            return self.iap_icmp(tables, pkt, &ip, now);
         }
         if ip.is_fragment() {
             if matches!(ip.proto, 6 | 17) {
@@ -925,7 +1087,6 @@ impl<H> Path<H> {
         if ip.proto == 17 && ip.dport == self.cfg.control_port && !ip.later_frag {
             return Action::Punt(Punt::Control);
         }
-        let tables = self.tables.clone();
         let Some((group, entry)) = tables.group_for(ip.dst, ip.dport, ip.proto) else {
             return Action::Drop(DropReason::AnycastNoGroup);
         };
@@ -938,15 +1099,27 @@ impl<H> Path<H> {
         let me = tables.me();
 
         // Where does it go: a cached JAP, a RAP-less group's own choice, or
-        // the nearest RAP (which may be this proxy).
+        // the nearest RAP (which may be this proxy). `known`: the address
+        // of the proxy chosen, when the choice looked it up already.
+        let known = core::cell::Cell::new(None);
         let next = if entry.options().rapless {
             let key = FlowKey::new(ip.src, ip.sport, ip.dst, ip.dport, ip.proto);
-            select::choose_jap(&tables, entry, tables.my_cluster(), client_hash(ip.src), key.hash())
+            select::choose_jap(tables, entry, tables.my_cluster(), client_hash(ip.src), key.hash())
                 .map(Hop::Jap)
-        } else if let Some(j) = self.cache.lookup(&group, now, |p| tables.is_up(p)) {
+        } else if let Some(j) = self.cache.lookup(&group, now, |p| match tables.proxy(p) {
+            // `tables.is_up(p)`, keeping the address found on the way.
+            Some(info) if info.up => {
+                known.set(Some((p, info.addr)));
+                true
+            }
+            _ => false,
+        }) {
             Some(Hop::Jap(j))
         } else {
-            let rap = tables.nearest_rap(entry).map(|r| r.id);
+            let rap = tables.nearest_rap(entry).map(|r| {
+                known.set(Some((r.id, r.addr)));
+                r.id
+            });
             self.events.push(Up::IapMiss { group, rap }, &mut self.stats);
             rap.map(Hop::Rap)
         };
@@ -954,7 +1127,7 @@ impl<H> Path<H> {
             Some(Hop::Rap(r)) if r == me => {
                 // This proxy is the RAP: choose the JAP here.
                 let key = FlowKey::new(ip.src, ip.sport, ip.dst, ip.dport, ip.proto);
-                match select::choose_jap(&tables, entry, tables.my_cluster(), client_hash(ip.src), key.hash()) {
+                match select::choose_jap(tables, entry, tables.my_cluster(), client_hash(ip.src), key.hash()) {
                     Some(j) => {
                         self.rap_chose(group, j, self.local.ports[port].ip);
                         Hop::Jap(j)
@@ -966,13 +1139,13 @@ impl<H> Path<H> {
             None => return Action::Drop(if entry.options().rapless { DropReason::NoJap } else { DropReason::NoRap }),
         };
         if next == Hop::Jap(me) {
-            return self.jap_local(pkt, port, &ip, group, entry, now);
+            return self.jap_local(tables, pkt, port, &ip, group, entry, now);
         }
         let (to, seg_cached) = match next {
             Hop::Jap(j) => (j, true),
             Hop::Rap(r) => (r, false),
         };
-        let Some(dst) = tables.proxy(to).map(|p| p.addr) else {
+        let Some(dst) = known.get().filter(|&(id, _)| id == to).map(|(_, a)| a).or_else(|| tables.proxy(to).map(|p| p.addr)) else {
             return Action::Drop(DropReason::NoRap);
         };
         // Entry checks of the tunnel (RFC 2003 §3.1, §4; RFC 1812 §5.3.1).
@@ -999,7 +1172,7 @@ impl<H> Path<H> {
     /// client's side: routed by the quoted flow to its JAP (RFC 8899
     /// §4.6.1), as the flow's own packets are, but raising no event and
     /// creating no state.
-    fn iap_icmp<B: PacketBuf>(&mut self, pkt: &mut B, ip: &Ip4, now: Nanos) -> Action {
+    fn iap_icmp<B: PacketBuf>(&mut self, tables: &Tables, pkt: &mut B, ip: &Ip4, now: Nanos) -> Action {
         if ip.is_fragment() {
             return Action::Drop(DropReason::IcmpUnhandled);
         }
@@ -1018,12 +1191,11 @@ impl<H> Path<H> {
             return Action::Drop(DropReason::IcmpBadChecksum);
         }
         let key = e.reply_flow();
-        let tables = self.tables.clone();
         let Some((group, entry)) = tables.group_for(key.dst, key.dport, key.proto) else {
             return Action::Drop(DropReason::IcmpErrorUnmatched);
         };
         let me = tables.me();
-        let choose = || select::choose_jap(&tables, entry, tables.my_cluster(), client_hash(key.src), key.hash());
+        let choose = || select::choose_jap(tables, entry, tables.my_cluster(), client_hash(key.src), key.hash());
         let to = if entry.options().rapless {
             choose()
         } else if let Some(j) = self.cache.lookup(group, now, |p| tables.is_up(p)) {
@@ -1094,13 +1266,13 @@ impl<H> Path<H> {
 
     // ----- traffic to our unicast address ---------------------------------
 
-    fn unicast<B: PacketBuf>(&mut self, pkt: &mut B, port: usize, now: Nanos) -> Action {
+    fn unicast<B: PacketBuf>(&mut self, tables: &Tables, pkt: &mut B, port: usize, now: Nanos) -> Action {
         let mut ip = match read_ip(pkt.data(), ETH_LEN) {
             Ok(ip) => ip,
             Err(r) => return Action::Drop(r),
         };
         match ip.proto {
-            4 => self.tunnel_in(pkt, port, &ip, now),
+            4 => self.tunnel_in(tables, pkt, port, &ip, now),
             1 if !ip.is_fragment() => self.unicast_icmp(pkt, &ip, now),
             6 | 17 => {
                 if ip.is_fragment() {
@@ -1249,8 +1421,7 @@ impl<H> Path<H> {
 
     // ----- segments 2/3/7 arriving: RAP or JAP ----------------------------
 
-    fn tunnel_in<B: PacketBuf>(&mut self, pkt: &mut B, port: usize, outer: &Ip4, now: Nanos) -> Action {
-        let tables = self.tables.clone();
+    fn tunnel_in<B: PacketBuf>(&mut self, tables: &Tables, pkt: &mut B, port: usize, outer: &Ip4, now: Nanos) -> Action {
         // Only proxies tunnel to us (spoofed outer sources are dropped).
         let Some(iap) = tables.proxy_by_addr(outer.src).copied() else {
             return Action::Drop(DropReason::TunnelUnknownSource);
@@ -1258,17 +1429,7 @@ impl<H> Path<H> {
         if outer.first_frag || outer.later_frag {
             return Action::Drop(DropReason::TunnelFragment);
         }
-        let inner_off = ETH_LEN + outer.hlen;
-        {
-            let d = pkt.data();
-            let Some(t) = d.get(ETH_LEN..ETH_LEN + outer.total) else {
-                return Action::Drop(DropReason::TunnelMalformed);
-            };
-            if crate::wire::ipip::parse(t).is_err() {
-                return Action::Drop(DropReason::TunnelMalformed);
-            }
-        }
-        let mut inner = match read_ip(pkt.data(), inner_off) {
+        let mut inner = match read_inner(pkt.data(), outer) {
             Ok(i) => i,
             Err(r) => return Action::Drop(r),
         };
@@ -1282,7 +1443,7 @@ impl<H> Path<H> {
             return Action::Drop(DropReason::TunnelLoop);
         }
         if inner.proto == 1 {
-            return self.tunnel_icmp(pkt, port, outer, &inner, iap.cluster, now);
+            return self.tunnel_icmp(tables, pkt, port, outer, &inner, iap.cluster, now);
         }
         if inner.is_fragment() {
             if matches!(inner.proto, 6 | 17) {
@@ -1313,11 +1474,11 @@ impl<H> Path<H> {
             if !forward::decap(pkt, outer.hlen) {
                 return Action::Drop(DropReason::TunnelMalformed);
             }
-            return self.jap(pkt, port, &inner, group, entry, Some(outer.src), now);
+            return self.jap(tables, pkt, port, &inner, group, entry, Some(outer.src), now);
         }
         // RAP: choose a JAP and send it on (segment 3).
         if entry.has_rap(me) {
-            let Some(jap) = select::choose_jap(&tables, entry, iap.cluster, client_hash(inner.src), key.hash()) else {
+            let Some(jap) = select::choose_jap(tables, entry, iap.cluster, client_hash(inner.src), key.hash()) else {
                 return Action::Drop(DropReason::NoJap);
             };
             self.rap_chose(group, jap, outer.src);
@@ -1332,7 +1493,7 @@ impl<H> Path<H> {
         // Neither: a stale cache at the IAP named us. The packet is not
         // lost: back to a RAP of g, and the IAP is told to forget us.
         self.events.push(Up::JapNoTarget { group, iap: outer.src }, &mut self.stats);
-        let Some(rap) = other_rap(&tables, entry, me) else {
+        let Some(rap) = other_rap(tables, entry, me) else {
             return Action::Drop(DropReason::NoTarget);
         };
         self.retunnel(pkt, outer, &inner, rap, port, |s| s.jap_bounced += 1, now)
@@ -1342,7 +1503,7 @@ impl<H> Path<H> {
     /// ([`Path::iap_icmp`]): at the JAP, translated for the target; at the
     /// RAP, sent on to the JAP of the quoted flow. No event, no bounce.
     #[allow(clippy::too_many_arguments)]
-    fn tunnel_icmp<B: PacketBuf>(&mut self, pkt: &mut B, port: usize, outer: &Ip4, inner: &Ip4, iap_cluster: ClusterId, now: Nanos) -> Action {
+    fn tunnel_icmp<B: PacketBuf>(&mut self, tables: &Tables, pkt: &mut B, port: usize, outer: &Ip4, inner: &Ip4, iap_cluster: ClusterId, now: Nanos) -> Action {
         if inner.is_fragment() {
             return Action::Drop(DropReason::IcmpUnhandled);
         }
@@ -1362,7 +1523,6 @@ impl<H> Path<H> {
             return Action::Drop(DropReason::IcmpBadChecksum);
         }
         let key = e.reply_flow();
-        let tables = self.tables.clone();
         let Some((_, entry)) = tables.group_for(key.dst, key.dport, key.proto) else {
             return Action::Drop(DropReason::IcmpErrorUnmatched);
         };
@@ -1378,7 +1538,7 @@ impl<H> Path<H> {
             return self.jap_icmp(pkt, &key, now);
         }
         if entry.has_rap(me) {
-            let Some(jap) = select::choose_jap(&tables, entry, iap_cluster, client_hash(key.src), key.hash()) else {
+            let Some(jap) = select::choose_jap(tables, entry, iap_cluster, client_hash(key.src), key.hash()) else {
                 return Action::Drop(DropReason::IcmpErrorUnmatched);
             };
             let Some(dst) = tables.proxy(jap).map(|p| p.addr).filter(|_| jap != me) else {
@@ -1431,20 +1591,21 @@ impl<H> Path<H> {
 
     /// JAP work for a packet that reached it natively (this proxy is also
     /// the IAP): ownership first, then as for a tunnelled one.
-    fn jap_local<B: PacketBuf>(&mut self, pkt: &mut B, port: usize, ip: &Ip4, group: GroupAddr, entry: &GroupEntry, now: Nanos) -> Action {
+    #[allow(clippy::too_many_arguments)]
+    fn jap_local<B: PacketBuf>(&mut self, tables: &Tables, pkt: &mut B, port: usize, ip: &Ip4, group: GroupAddr, entry: &GroupEntry, now: Nanos) -> Action {
         let key = FlowKey::new(ip.src, ip.sport, ip.dst, ip.dport, ip.proto);
         let owner = flow::owner(&key, self.workers);
         if owner != self.worker {
             return self.hand_to(owner);
         }
-        self.jap(pkt, port, ip, group, entry, None, now)
+        self.jap(tables, pkt, port, ip, group, entry, None, now)
     }
 
     /// NATs the (decapsulated) packet to a target: `AC:p → AA:g` becomes
     /// `JAP:q → AT:r`. `iap` is the tunnel's source, when it came by one.
     /// A non-first fragment only follows an existing mapping.
     #[allow(clippy::too_many_arguments)]
-    fn jap<B: PacketBuf>(&mut self, pkt: &mut B, port: usize, ip: &Ip4, group: GroupAddr, entry: &GroupEntry, iap: Option<Ipv4Addr>, now: Nanos) -> Action {
+    fn jap<B: PacketBuf>(&mut self, tables: &Tables, pkt: &mut B, port: usize, ip: &Ip4, group: GroupAddr, entry: &GroupEntry, iap: Option<Ipv4Addr>, now: Nanos) -> Action {
         let key = FlowKey::new(ip.src, ip.sport, ip.dst, ip.dport, ip.proto);
         let flags = ip.tcp_flags;
         let hit = match self.nat.lookup_forward(&key, now, flags) {
@@ -1455,9 +1616,7 @@ impl<H> Path<H> {
                     // No live target here: back to a RAP, the IAP told.
                     if let Some(iap) = iap {
                         self.events.push(Up::JapNoTarget { group, iap }, &mut self.stats);
-                        let me = self.tables.me();
-                        let tables = self.tables.clone();
-                        if let Some(rap) = other_rap(&tables, entry, me) {
+                        if let Some(rap) = other_rap(tables, entry, tables.me()) {
                             self.stats.jap_bounced += 1;
                             return self.tunnel_to(pkt, ip, rap, false, now);
                         }
@@ -1469,7 +1628,8 @@ impl<H> Path<H> {
                 if target.port == 0 {
                     target.port = ip.dport;
                 }
-                match self.nat.create(&key, target, now, flags) {
+                // The lookup above has just missed: no second probe.
+                match self.nat.create_missed(&key, target, now, flags) {
                     Ok(h) => {
                         self.stats.jap_new_flows += 1;
                         h
@@ -1561,14 +1721,23 @@ impl<H> Path<H> {
     /// Where to send a packet for `dst`: the port whose subnet holds it
     /// (on-link), else port 0's gateway; `None` while the next hop's MAC is
     /// unresolved. Returns (port, our address there, our MAC, next hop MAC).
-    fn route(&self, dst: Ipv4Addr) -> Option<(usize, Ipv4Addr, Mac, Mac)> {
+    fn route(&mut self, dst: Ipv4Addr) -> Option<(usize, Ipv4Addr, Mac, Mac)> {
         let (pi, hop) = match self.local.ports.iter().position(|p| p.subnet.contains(dst)) {
             Some(pi) => (pi, dst),
             None => (0, self.local.ports.first()?.gateway),
         };
         let p = &self.local.ports[pi];
-        let mac = self.neigh.get(pi as u16, hop)?;
+        let mac = self.macs.get(&self.neigh, pi as u16, hop)?;
         Some((pi, p.ip, p.mac, mac))
+    }
+
+    /// Replaces the neighbour snapshot (the worker's [`crate::iface::Down::Neighbours`])
+    /// and returns the old one, which nothing here references any more
+    /// (the MAC cache lets go of it too), so it is freed wherever the
+    /// caller drops it: on the control core, not on the worker.
+    pub fn set_neighbours(&mut self, n: Arc<Neighbours>) -> Arc<Neighbours> {
+        self.macs.clear();
+        std::mem::replace(&mut self.neigh, n)
     }
 
     /// Answers the packet with an ICMP error of our own, back to the hop it
@@ -1602,6 +1771,51 @@ impl<H> Path<H> {
             // Another port, or no resolved next hop: back the way it came.
             _ => Action::Tx(port),
         }
+    }
+}
+
+/// Entries of the [`MacCache`] (direct-mapped, by next-hop address).
+const MAC_CACHE: usize = 16;
+
+/// The worker's cache of next-hop MACs from its neighbour snapshot: most
+/// packets of a stage go to one next hop (the gateway, a peer proxy), and
+/// the snapshot's hash lookup cost ~60 instructions per packet.
+///
+/// Valid for one snapshot only: it holds a reference to the snapshot it
+/// was filled from and is emptied when `Path::neigh` is another one. The
+/// reference keeps that snapshot alive, so no new snapshot can be
+/// allocated at its address while entries refer to it (no ABA).
+#[derive(Debug, Default)]
+struct MacCache {
+    snapshot: Option<Arc<Neighbours>>,
+    slots: [Option<(u16, Ipv4Addr, Mac)>; MAC_CACHE],
+}
+
+impl MacCache {
+    /// The MAC of `hop` on `port` in `neigh`.
+    #[inline]
+    fn get(&mut self, neigh: &Arc<Neighbours>, port: u16, hop: Ipv4Addr) -> Option<Mac> {
+        if !self.snapshot.as_ref().is_some_and(|s| Arc::ptr_eq(s, neigh)) {
+            self.slots = [None; MAC_CACHE];
+            self.snapshot = Some(Arc::clone(neigh));
+        }
+        let b = hop.to_bits();
+        let i = ((b ^ (b >> 8) ^ u32::from(port)) as usize) % MAC_CACHE;
+        match self.slots[i] {
+            Some((p, h, mac)) if p == port && h == hop => Some(mac),
+            _ => {
+                // Unresolved hops are not cached: the next snapshot may
+                // resolve them, and it empties the cache anyway.
+                let mac = neigh.get(port, hop)?;
+                self.slots[i] = Some((port, hop, mac));
+                Some(mac)
+            }
+        }
+    }
+
+    fn clear(&mut self) {
+        self.snapshot = None;
+        self.slots = [None; MAC_CACHE];
     }
 }
 
@@ -1642,6 +1856,10 @@ fn other_rap(tables: &Tables, entry: &GroupEntry, me: ProxyId) -> Option<Ipv4Add
 /// A non-first fragment has no transport header: only its IP header
 /// changes (the transport checksum, in the first fragment, was updated
 /// there for the whole datagram).
+///
+/// Each header's checksum is updated once for all its changes
+/// ([`checksum::Delta`]: the same bytes as one incremental update per
+/// field, with one fold instead of up to five).
 fn rewrite<B: PacketBuf>(pkt: &mut B, ip: &Ip4, src: (Ipv4Addr, u16), dst: (Ipv4Addr, u16)) -> Result<(), DropReason> {
     forward::trim_to_ip(pkt);
     let d = pkt.data_mut();
@@ -1649,26 +1867,49 @@ fn rewrite<B: PacketBuf>(pkt: &mut B, ip: &Ip4, src: (Ipv4Addr, u16), dst: (Ipv4
     let l4 = &mut l4[..ip.total - ip.hlen];
     let mut h = Ipv4Packet::new_unchecked(&mut hdr[..]);
     let (old_src, old_dst) = (h.src_addr(), h.dst_addr());
-    h.set_src_addr_incremental(src.0);
-    h.set_dst_addr_incremental(dst.0);
-    h.decrement_ttl();
+    let mut ipd = checksum::Delta::NONE;
+    ipd.word32(old_src.to_bits(), src.0.to_bits());
+    ipd.word32(old_dst.to_bits(), dst.0.to_bits());
+    h.set_src_addr(src.0);
+    h.set_dst_addr(dst.0);
+    // As `decrement_ttl`: a TTL of 0 stays (callers answer TTL ≤ 1 first).
+    if let Some(ttl) = h.ttl().checked_sub(1) {
+        let proto = u8::from(h.protocol());
+        ipd.word(u16::from_be_bytes([ttl + 1, proto]), u16::from_be_bytes([ttl, proto]));
+        h.set_ttl(ttl);
+    }
+    h.set_checksum(ipd.apply(h.checksum()));
     if ip.later_frag {
         return Ok(());
     }
+    // The pseudo-header's addresses and both ports.
+    let mut l4d = checksum::Delta::NONE;
+    l4d.word32(old_src.to_bits(), src.0.to_bits());
+    l4d.word32(old_dst.to_bits(), dst.0.to_bits());
     match ip.proto {
         17 => {
             let mut u = UdpPacket::new_unchecked(l4);
-            u.update_addr_checksum(old_src, src.0);
-            u.update_addr_checksum(old_dst, dst.0);
-            u.set_src_port_incremental(src.1);
-            u.set_dst_port_incremental(dst.1);
+            l4d.word(u.src_port(), src.1);
+            l4d.word(u.dst_port(), dst.1);
+            u.set_src_port(src.1);
+            u.set_dst_port(dst.1);
+            // A UDP checksum of 0 (none) stays 0; a computed 0 is sent as
+            // 0xFFFF (RFC 768).
+            let c = u.checksum();
+            if c != 0 {
+                u.set_checksum(match l4d.apply(c) {
+                    0 => 0xFFFF,
+                    c => c,
+                });
+            }
         }
         6 => {
             let mut t = TcpPacket::new_checked(l4).map_err(|_| DropReason::L4Malformed)?;
-            t.update_addr_checksum(old_src, src.0);
-            t.update_addr_checksum(old_dst, dst.0);
-            t.set_src_port_incremental(src.1);
-            t.set_dst_port_incremental(dst.1);
+            l4d.word(t.src_port(), src.1);
+            l4d.word(t.dst_port(), dst.1);
+            t.set_src_port(src.1);
+            t.set_dst_port(dst.1);
+            t.set_checksum(l4d.apply(t.checksum()));
         }
         _ => return Err(DropReason::UnsupportedProtocol),
     }
@@ -1699,6 +1940,119 @@ mod tests {
         // Time 0 and u64::MAX do not overflow.
         assert!(RateLimit::new(1, 1).take(0));
         assert!(RateLimit::new(1, 1).take(Nanos::MAX));
+    }
+
+    /// `rewrite` before `checksum::Delta`: one incremental update per field.
+    fn rewrite_field_by_field(d: &mut [u8], ip: &Ip4, src: (Ipv4Addr, u16), dst: (Ipv4Addr, u16)) {
+        let (hdr, l4) = d[ETH_LEN..].split_at_mut(ip.hlen);
+        let l4 = &mut l4[..ip.total - ip.hlen];
+        let mut h = Ipv4Packet::new_unchecked(&mut hdr[..]);
+        let (old_src, old_dst) = (h.src_addr(), h.dst_addr());
+        h.set_src_addr_incremental(src.0);
+        h.set_dst_addr_incremental(dst.0);
+        h.decrement_ttl();
+        if ip.later_frag {
+            return;
+        }
+        if ip.proto == 17 {
+            let mut u = UdpPacket::new_unchecked(l4);
+            u.update_addr_checksum(old_src, src.0);
+            u.update_addr_checksum(old_dst, dst.0);
+            u.set_src_port_incremental(src.1);
+            u.set_dst_port_incremental(dst.1);
+        } else {
+            let mut t = TcpPacket::new_unchecked(l4);
+            t.update_addr_checksum(old_src, src.0);
+            t.update_addr_checksum(old_dst, dst.0);
+            t.set_src_port_incremental(src.1);
+            t.set_dst_port_incremental(dst.1);
+        }
+    }
+
+    proptest::proptest! {
+        /// The one-fold rewrite gives the bytes of the field-by-field one,
+        /// whatever the checksums, TTL, addresses and ports (0, 0xFFFF and
+        /// UDP's checksum 0 included).
+        #[test]
+        fn rewrite_equals_field_by_field(
+            tcp: bool,
+            later_frag: bool,
+            ttl in proptest::prop_oneof![proptest::prelude::Just(0u8), proptest::prelude::Just(1u8), proptest::prelude::Just(255u8), 0u8..=255],
+            ip_sum in proptest::prop_oneof![proptest::prelude::Just(0u16), proptest::prelude::Just(0xFFFFu16), 0u16..=0xFFFF],
+            l4_sum in proptest::prop_oneof![proptest::prelude::Just(0u16), proptest::prelude::Just(0xFFFFu16), 0u16..=0xFFFF],
+            old: (u32, u16, u32, u16),
+            new: (u32, u16, u32, u16),
+        ) {
+            let proto = if tcp { 6u8 } else { 17 };
+            let mut f = vec![0u8; ETH_LEN + 20 + 20];
+            let ipb = &mut f[ETH_LEN..];
+            ipb[0] = 0x45;
+            ipb[2..4].copy_from_slice(&40u16.to_be_bytes());
+            ipb[8] = ttl;
+            ipb[9] = proto;
+            ipb[10..12].copy_from_slice(&ip_sum.to_be_bytes());
+            ipb[12..16].copy_from_slice(&old.0.to_be_bytes());
+            ipb[16..20].copy_from_slice(&old.2.to_be_bytes());
+            ipb[20..22].copy_from_slice(&old.1.to_be_bytes());
+            ipb[22..24].copy_from_slice(&old.3.to_be_bytes());
+            ipb[32] = 0x50; // TCP data offset 5
+            let at = if tcp { 20 + 16 } else { 20 + 6 };
+            ipb[at..at + 2].copy_from_slice(&l4_sum.to_be_bytes());
+            let ip = Ip4 {
+                src: Ipv4Addr::from_bits(old.0),
+                dst: Ipv4Addr::from_bits(old.2),
+                proto,
+                ttl,
+                hlen: 20,
+                total: 40,
+                df: false,
+                first_frag: false,
+                later_frag,
+                ident: 0,
+                frag_off: 0,
+                more: false,
+                sport: old.1,
+                dport: old.3,
+                tcp_flags: None,
+            };
+            let (src, dst) = ((Ipv4Addr::from_bits(new.0), new.1), (Ipv4Addr::from_bits(new.2), new.3));
+            let mut want = f.clone();
+            rewrite_field_by_field(&mut want, &ip, src, dst);
+            let mut b = VecBuf::new(&f);
+            proptest::prop_assert_eq!(rewrite(&mut b, &ip, src, dst), Ok(()));
+            proptest::prop_assert_eq!(b.to_vec(), want);
+        }
+    }
+
+    #[test]
+    fn mac_cache_follows_the_snapshot() {
+        use crate::neighbour::{Resolver, ResolverTiming};
+        let hop = Ipv4Addr::new(192, 0, 2, 1);
+        let other = Ipv4Addr::new(192, 0, 2, 17); // same slot as `hop` on port 0
+        let snap = |pins: &[(Ipv4Addr, u8)]| {
+            let mut r = Resolver::new(ResolverTiming::from_refresh_secs(30));
+            for &(ip, m) in pins {
+                r.pin(0, ip, [2, 0, 0, 0, 0, m]);
+            }
+            Arc::new(r.take_snapshot().unwrap_or_default())
+        };
+        let mut c = MacCache::default();
+        let a = snap(&[(hop, 1)]);
+        assert_eq!(c.get(&a, 0, hop), Some([2, 0, 0, 0, 0, 1]));
+        assert_eq!(c.get(&a, 0, hop), Some([2, 0, 0, 0, 0, 1]), "cached");
+        assert_eq!(c.get(&a, 1, hop), None, "another port");
+        assert_eq!(c.get(&a, 0, other), None, "unresolved");
+        // A new snapshot: the MAC changed, the other hop resolved.
+        let b = snap(&[(hop, 2), (other, 3)]);
+        assert_eq!(c.get(&b, 0, hop), Some([2, 0, 0, 0, 0, 2]));
+        assert_eq!(c.get(&b, 0, other), Some([2, 0, 0, 0, 0, 3]));
+        assert_eq!(c.get(&b, 0, hop), Some([2, 0, 0, 0, 0, 2]), "a collision evicts, never confuses");
+        // Back to the first (still alive): refilled from it.
+        assert_eq!(c.get(&a, 0, other), None);
+        // The cache holds the snapshot it was filled from, until cleared.
+        assert_eq!(Arc::strong_count(&a), 2);
+        c.clear();
+        assert_eq!(Arc::strong_count(&a), 1);
     }
 
     #[test]

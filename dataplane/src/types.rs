@@ -188,11 +188,11 @@ impl Ipv4Prefix {
     /// The network mask as a host-order integer.
     #[inline]
     pub const fn mask(&self) -> u32 {
-        if self.len == 0 {
-            0
-        } else {
-            u32::MAX << (32 - self.len as u32)
-        }
+        // Shifted in 64 bits, so /0 needs no branch (a shift by 32 clears
+        // the low word); a length over 32 (not constructible by `new` or
+        // parsing) counts as 32.
+        let shift = 32u32.saturating_sub(self.len as u32);
+        ((u32::MAX as u64) << shift) as u32
     }
 
     /// The network address (host bits cleared).

@@ -16,7 +16,8 @@
 //! packet through the JAP, so the measured traffic hits existing NAT
 //! entries. The forwarding loop is piasd's worker loop (worker.rs) for one
 //! worker and one port: per iteration the TSC clock, an rx burst of 32,
-//! `Path::process` per packet on the mbuf (`Pkt`, as in piasd), the tx
+//! `Path::process_burst` on the burst's mbufs (`MbufPkt`, as in piasd;
+//! `--per-packet`: `Path::process` per packet, the loop before bursts), the tx
 //! burst, the path's events drained, and `NatTable::expire(now, 64)`. Not
 //! included: piasd's per-iteration polls of its (empty) down queue, xmit
 //! and handoff rings, and the push of events onto the control core's queue
@@ -82,6 +83,10 @@ struct Args {
     /// Forward without the Path (io baseline of the same source).
     #[arg(long)]
     io: bool,
+    /// `Path::process` per packet instead of `Path::process_burst` (the
+    /// loop before bursts, to compare).
+    #[arg(long)]
+    per_packet: bool,
     /// Back allocations of 2 MiB or more (the NAT table) with transparent
     /// huge pages (madvise), to measure what 4 KiB pages cost.
     #[arg(long)]
@@ -115,7 +120,7 @@ fn parse_mode(s: &str) -> Result<Mode, String> {
 }
 
 // The mbuf wrapper and the TSC clock are piasd's own (piasd::worker).
-use piasd::worker::{Clock, Pkt};
+use piasd::worker::{Clock, MbufPkt, Pkt};
 
 
 /// NAT entries examined for expiry per iteration (piasd's EXPIRE_BUDGET).
@@ -159,11 +164,12 @@ fn flush(tx: &mut TxQueue, b: &mut Burst32, sent: &mut u64, full: &mut u64) {
     }
 }
 
-fn forward(mut src: Source, mut tx: TxQueue, mut path: Path, io: bool, stop: &AtomicBool, live: &Live) -> Outcome {
+fn forward(mut src: Source, mut tx: TxQueue, mut path: Path, io: bool, per_packet: bool, stop: &AtomicBool, live: &Live) -> Outcome {
     let clock = Clock::new();
     let mut rx = Burst32::new();
     let mut out = Burst32::new();
     let mut drops = DropCounts::default();
+    let mut actions = [Action::Hold; 32];
     let (mut nrx, mut ntx, mut tx_full, mut punts, mut handoffs, mut events, mut loops, mut no_mbuf) = (0u64, 0u64, 0u64, 0u64, 0u64, 0u64, 0u64, 0u64);
     let start = tsc();
     loop {
@@ -190,12 +196,22 @@ fn forward(mut src: Source, mut tx: TxQueue, mut path: Path, io: bool, stop: &At
         if io {
             flush(&mut tx, &mut rx, &mut ntx, &mut tx_full);
         } else if n != 0 {
-            for mut m in rx.drain() {
+            rx.retain_mut(|m| {
                 if !m.is_contiguous() {
                     drops.bump(DropReason::MultiSegment);
-                    continue;
+                    return false;
                 }
-                match path.process(&mut Pkt(&mut m), 0, now) {
+                true
+            });
+            // As piasd's worker: the burst through process_burst; packets
+            // after an early stop (a held fragment; none here) one by one.
+            let k = if per_packet { 0 } else { path.process_burst(MbufPkt::slice(rx.as_mut_slice()), 0, now, &mut actions) };
+            for (i, mut m) in rx.drain().enumerate() {
+                let a = match actions.get(i) {
+                    Some(&a) if i < k => a,
+                    _ => path.process(&mut Pkt(&mut m), 0, now),
+                };
+                match a {
                     Action::Tx(_) => {
                         if out.is_full() {
                             flush(&mut tx, &mut out, &mut ntx, &mut tx_full);
@@ -319,9 +335,9 @@ fn run(args: Args) -> Result<(), String> {
     let lcore = *eal.worker_lcores().first().ok_or("pathfwd needs a worker lcore (-l 0,1)")?;
     {
         let (s, l, r) = (stop.clone(), live.clone(), result.clone());
-        let io = args.io;
+        let (io, per_packet) = (args.io, args.per_packet);
         eal.launch(lcore, move || {
-            let o = forward(src, tx, path, io, &s, &l);
+            let o = forward(src, tx, path, io, per_packet, &s, &l);
             *r.lock().expect("result lock") = Some(o);
             0
         })

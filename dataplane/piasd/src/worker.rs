@@ -36,36 +36,64 @@ pub struct WorkerPort {
     pub tx: TxQueue,
 }
 
+/// `PacketBuf` for a wrapper whose field `0` is an mbuf or a reference to
+/// one (the same calls work on both).
+macro_rules! mbuf_packet_buf {
+    ($t:ty) => {
+        impl PacketBuf for $t {
+            #[inline]
+            fn data(&self) -> &[u8] {
+                self.0.data()
+            }
+            #[inline]
+            fn data_mut(&mut self) -> &mut [u8] {
+                self.0.data_mut()
+            }
+            #[inline]
+            fn prepend(&mut self, n: usize) -> bool {
+                self.0.prepend(n).is_ok()
+            }
+            #[inline]
+            fn adj(&mut self, n: usize) -> bool {
+                self.0.adj(n).is_ok()
+            }
+            #[inline]
+            fn trim(&mut self, n: usize) -> bool {
+                self.0.trim(n).is_ok()
+            }
+            #[inline]
+            fn append(&mut self, n: usize) -> bool {
+                self.0.append(n).is_ok()
+            }
+        }
+    };
+}
+
 /// An mbuf seen through the packet logic's buffer trait (also used by the
 /// benchmarks, so they measure exactly what the worker runs).
 pub struct Pkt<'a>(pub &'a mut Mbuf);
 
-impl PacketBuf for Pkt<'_> {
+mbuf_packet_buf!(Pkt<'_>);
+
+/// An mbuf, by value, seen through the packet logic's buffer trait: the
+/// element type of the slices [`Path::process_burst`] takes (a burst's
+/// mbufs viewed in place with [`MbufPkt::slice`]).
+#[repr(transparent)]
+pub struct MbufPkt(pub Mbuf);
+
+impl MbufPkt {
+    /// The mbufs of a burst as packet buffers, in place.
     #[inline]
-    fn data(&self) -> &[u8] {
-        self.0.data()
-    }
-    #[inline]
-    fn data_mut(&mut self) -> &mut [u8] {
-        self.0.data_mut()
-    }
-    #[inline]
-    fn prepend(&mut self, n: usize) -> bool {
-        self.0.prepend(n).is_ok()
-    }
-    #[inline]
-    fn adj(&mut self, n: usize) -> bool {
-        self.0.adj(n).is_ok()
-    }
-    #[inline]
-    fn trim(&mut self, n: usize) -> bool {
-        self.0.trim(n).is_ok()
-    }
-    #[inline]
-    fn append(&mut self, n: usize) -> bool {
-        self.0.append(n).is_ok()
+    pub fn slice(ms: &mut [Mbuf]) -> &mut [MbufPkt] {
+        // SAFETY: `MbufPkt` is `repr(transparent)` over `Mbuf`, so the two
+        // slice types have the same layout, length and alignment; the
+        // returned slice borrows `ms` exclusively for its lifetime and no
+        // mbuf is moved, copied or dropped through it.
+        unsafe { &mut *(ms as *mut [Mbuf] as *mut [MbufPkt]) }
     }
 }
+
+mbuf_packet_buf!(MbufPkt);
 
 /// Nanoseconds from the TSC, without a syscall.
 #[derive(Clone, Copy)]
@@ -178,16 +206,15 @@ impl Worker {
                 let n = self.ports[pi].rx.burst(&mut rx);
                 got += n;
                 c.rx[pi] += n as u64;
-                for mut m in rx.drain() {
+                rx.retain_mut(|m| {
                     c.rx_bytes[pi] += m.len() as u64;
                     if !m.is_contiguous() {
                         c.drop(DropReason::MultiSegment);
-                        continue;
+                        return false;
                     }
-                    let a = self.path.process(&mut Pkt(&mut m), pi, now);
-                    self.place(m, a, now, &mut c, &mut out);
-                    self.release(now, &mut c, &mut out);
-                }
+                    true
+                });
+                self.process_rx(&mut rx, pi, now, &mut c, &mut out);
             }
             self.flush(&mut c, &mut out);
             for e in self.path.events.drain() {
@@ -274,6 +301,28 @@ impl Worker {
         }
     }
 
+    /// Runs a received burst through [`Path::process_burst`] (the NAT
+    /// lookups of the whole burst prefetched, the table snapshot
+    /// referenced once) and places each packet in order. The path stops a
+    /// burst right after a packet it holds or that releases held
+    /// fragments; that packet is held or followed by its fragments here,
+    /// and the rest of the burst goes through [`Path::process`] one by one,
+    /// exactly as before bursts (such packets are rare: fragments out of
+    /// order).
+    #[inline]
+    fn process_rx(&mut self, rx: &mut Burst32, pi: usize, now: Nanos, c: &mut Counters, out: &mut Out) {
+        let mut actions = [Action::Drop(DropReason::ControlRejected); 32];
+        let k = self.path.process_burst(MbufPkt::slice(rx.as_mut_slice()), pi, now, &mut actions);
+        for (i, mut m) in rx.drain().enumerate() {
+            let a = match actions.get(i) {
+                Some(&a) if i < k => a,
+                _ => self.path.process(&mut Pkt(&mut m), pi, now),
+            };
+            self.place(m, a, now, c, out);
+            self.release(now, c, out);
+        }
+    }
+
     /// Processes the fragments that waited for their first fragment, right
     /// after the packet that released them (so they leave in that order).
     #[inline]
@@ -341,7 +390,7 @@ impl Worker {
     fn apply_down(&mut self, now: Nanos) {
         while let Some(d) = self.down.pop() {
             let retired = match d {
-                Down::Neighbours(n) => Down::Neighbours(std::mem::replace(&mut self.path.neigh, n)),
+                Down::Neighbours(n) => Down::Neighbours(self.path.set_neighbours(n)),
                 Down::Tables(t) => Down::Tables(std::mem::replace(&mut self.path.tables, t)),
                 Down::CacheFill { group, japs, ttl } => {
                     self.path.cache.fill_list(group, japs, ttl, now);
