@@ -141,6 +141,10 @@ pub struct NatConfig {
     /// Seed of the index hashes. Any value works; a deployment may draw it
     /// at start-up so that index collisions cannot be predicted.
     pub hash_seed: u64,
+    /// A port in `ports` never handed out: piasd reserves the PIAS control
+    /// port, the source of its TCP health probes, so a probe's SYN can
+    /// never share a 4-tuple with a NATed flow to the same target.
+    pub reserved_port: Option<u16>,
 }
 
 impl Default for NatConfig {
@@ -156,6 +160,7 @@ impl Default for NatConfig {
             ports: PortRange::default(),
             port_tries: 64,
             hash_seed: 0x6e61_7434_345f_7069, // "nat44_pi"
+            reserved_port: None,
         }
     }
 }
@@ -660,6 +665,9 @@ impl NatTable {
             self.port_cursor = (off + 1) % n;
             // lo + off ≤ hi ≤ u16::MAX.
             let Ok(q) = u16::try_from(u32::from(self.cfg.ports.lo) + off) else { continue };
+            if Some(q) == self.cfg.reserved_port {
+                continue;
+            }
             let rh = self.reverse_hash(tip, target.port, q, proto);
             match self.find_reverse(rh, tip, target.port, q, proto) {
                 None => return Some(q),
@@ -1027,6 +1035,21 @@ mod tests {
     }
 
     #[test]
+    fn the_reserved_port_is_never_handed_out() {
+        let cfg = |lo, hi| NatConfig { max_flows: 16, ports: PortRange::new(lo, hi).unwrap(), reserved_port: Some(7450), ..NatConfig::default() };
+        let mut t = NatTable::new(cfg(7450, 7451)).unwrap();
+        // A port is unique per target: one flow per target fits in 7451.
+        for c in 0..4u8 {
+            let hit = t.create(&udp(c, 40000 + u16::from(c)), target(9 + c, 53), 0, None).unwrap();
+            assert_eq!(hit.nat_port, 7451, "flow {c}");
+        }
+        assert!(t.create(&udp(9, 1), target(9, 53), 0, None).is_err(), "7450 stays unused");
+        let mut only = NatTable::new(cfg(7450, 7450)).unwrap();
+        assert!(only.create(&udp(1, 40000), target(9, 53), 0, None).is_err(), "the only port is reserved");
+        t.check_invariants();
+    }
+
+    #[test]
     fn creating_an_existing_flow_returns_it() {
         let mut t = table(16, 2000, 2999);
         let k = udp(1, 1111);
@@ -1348,6 +1371,7 @@ mod tests {
             ports: PortRange::new(7000, 7002).unwrap(),
             port_tries: 64,
             hash_seed: 3,
+            reserved_port: None,
         }
     }
 

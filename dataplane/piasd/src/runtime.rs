@@ -226,6 +226,7 @@ pub fn run(cfg: Config, term: Arc<AtomicBool>) -> Result<(), RunError> {
             tcp_transitory: cfg.pias.nat_tcp_transitory_s * SECOND,
             max_flows: cfg.pias.nat_max_flows,
             ports: range,
+            reserved_port: Some(cfg.pias.path.control_port),
             ..NatConfig::default()
         })
         .map_err(|e| RunError::Config { file: file.clone(), key: "pias.nat".into(), msg: e.to_string() })?;
