@@ -158,10 +158,11 @@ fn join_ack_refresh_and_leave_on_sigterm_over_udp() {
         status.to_str().expect("utf-8"),
     ]);
 
-    // Join, then two refreshes (every second: the granted 10 s / 3 > 1 s).
+    // A signed join, then two refreshes (every second: the granted 10 s / 3
+    // > 1 s) under the session its ack granted: MACs, no signatures.
     let joined = proxy.serve_until(Duration::from_secs(15), |p| {
         let c = p.cp.jap().counters();
-        c.joins == 1 && c.refreshes >= 2
+        c.joins == 1 && c.session_refreshes >= 2
     });
     if !joined {
         let _ = child.kill();
@@ -185,6 +186,8 @@ fn join_ack_refresh_and_leave_on_sigterm_over_udp() {
     assert!(st.contains("\"jap\":4"), "{st}");
     assert!(st.contains(&format!("\"ack_from\":\"{to}\"")), "{st}");
     assert!(st.contains("\"granted_lifetime_s\":10"), "{st}");
+    assert!(st.contains("\"signed\":1,"), "{st}");
+    assert_eq!(proxy.cp.jap().counters().refreshes, 0);
 
     // SIGTERM: a signed leave, acked, and exit 0.
     let pid = libc::pid_t::try_from(child.id()).expect("pid");

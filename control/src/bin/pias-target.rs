@@ -261,6 +261,8 @@ fn nack_name(r: NackReason) -> &'static str {
         NackReason::Withdrawn => "withdrawn",
         NackReason::NotJoined => "not-joined",
         NackReason::BadTarget => "bad-target",
+        NackReason::SessionUnknown => "session-unknown",
+        NackReason::SessionExpired => "session-expired",
     }
 }
 
@@ -280,7 +282,7 @@ fn status_json(now: UnixTime, status: &[Status]) -> String {
             s,
             "{{\"group\":\"{}\",\"target\":\"{}\",\"state\":\"{}\",\"jap\":{},\"ack_from\":{},\
              \"granted_lifetime_s\":{},\"last_ack\":{},\"acks\":{},\"sent\":{},\"failures\":{},\
-             \"last_nack\":{}}}",
+             \"last_nack\":{},\"signed\":{},\"session_expires\":{}}}",
             st.sub.group,
             target_text(&st.sub.target),
             st.state.name(),
@@ -292,6 +294,8 @@ fn status_json(now: UnixTime, status: &[Status]) -> String {
             st.sent,
             st.failures,
             opt(st.last_nack.map(|r| format!("\"{}\"", nack_name(r)))),
+            st.signed,
+            opt(st.session_expires.map(|t| t.as_secs().to_string())),
         );
     }
     s.push_str("]}\n");
@@ -605,6 +609,8 @@ mod tests {
             sent: 3,
             failures: 1,
             last_nack: Some(NackReason::Stale),
+            signed: 2,
+            session_expires: Some(UnixTime(1_700_003_600)),
         };
         assert_eq!(
             status_json(UnixTime(1_700_000_001), &[st]),
@@ -612,7 +618,7 @@ mod tests {
              \"target\":\"203.0.113.5:0\",\"state\":\"joined\",\"jap\":7,\
              \"ack_from\":\"198.51.100.20:7450\",\"granted_lifetime_s\":60,\
              \"last_ack\":1700000000,\"acks\":2,\"sent\":3,\"failures\":1,\
-             \"last_nack\":\"stale-timestamp\"}]}\n"
+             \"last_nack\":\"stale-timestamp\",\"signed\":2,\"session_expires\":1700003600}]}\n"
         );
     }
 }
