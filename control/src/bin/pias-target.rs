@@ -24,7 +24,11 @@
 //!
 //! Requests go to the group's anycast address on the control port, so
 //! native anycast delivers them to the nearest proxy, which becomes the
-//! JAP. On SIGTERM or SIGINT the agent sends signed leaves, waits for their
+//! JAP. Joins are signed with the key; refreshes go under the session the
+//! JAP's ack grants (an HMAC, PROTOCOL.md §5.6) and are signed again when
+//! the session nears its end or the JAP no longer knows it (stdout says
+//! `session ended … (session-unknown): signing again`, then `refreshed …`). On SIGTERM or SIGINT
+//! the agent sends signed leaves, waits for their
 //! acks (at most 3 tries, 500 ms apart) and exits 0. One line per event on
 //! stdout. Usage, key file and argument errors exit 2 with a message that
 //! names the option; socket errors exit 1.
@@ -344,6 +348,10 @@ fn event_line(agent: &Agent, ev: &Event) -> String {
                 s.granted_s
             )
         }
+        Event::Nacked {
+            reason: r @ (NackReason::SessionUnknown | NackReason::SessionExpired),
+            ..
+        } => format!("session ended {who} ({}): signing again", nack_name(*r)),
         Event::Nacked { reason, .. } => format!("refused {who}: {}", nack_name(*reason)),
         Event::GaveUp { .. } => format!("no answer {who} (failures {})", s.failures),
         Event::Left { acked: true, .. } => format!("left {who} jap {jap}"),
