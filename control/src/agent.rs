@@ -21,7 +21,13 @@
 //!    the JAP and the granted lifetime.
 //! 3. **Refresh** before the soft state expires: every `refresh`, but at
 //!    least three times per granted lifetime, so two lost refreshes in a
-//!    row do not drop the target.
+//!    row do not drop the target. While the JAP's session (granted with the
+//!    ack of a signed request, PROTOCOL.md §5.6) has more than two refresh
+//!    intervals to run, a refresh is a [`SessionRefresh`] MAC'd with the
+//!    session key (an HMAC for the JAP instead of an Ed25519
+//!    verification); otherwise, and after a nack saying the session is
+//!    unknown or expired (the JAP restarted, routing moved the target to
+//!    another JAP), it is signed, at once.
 //! 4. **Leave** on [`Agent::leave`]: a signed leave per subscription,
 //!    `leave_tries` tries `leave_retransmit` apart; acked (or answered
 //!    "not joined") ends it, and [`Agent::is_done`] says when all ended.
@@ -42,11 +48,11 @@ use rand::RngCore;
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 
-use crate::auth::sign_target_request;
+use crate::auth::{seal_session_refresh, sign_target_request};
 use crate::time::{Instant, UnixTime};
 use crate::wire::{
-    decode_unauthenticated, JoinAck, JoinNack, Message, NackReason, TargetRequest,
-    DEFAULT_CONTROL_PORT,
+    decode_unauthenticated, JoinAck, JoinNack, Message, NackReason, SessionGrant, SessionRefresh,
+    TargetRequest, DEFAULT_CONTROL_PORT,
 };
 
 /// Nonces of one round remembered for matching replies.
@@ -157,6 +163,11 @@ pub struct Status {
     pub failures: u64,
     /// The reason of the last nack.
     pub last_nack: Option<NackReason>,
+    /// Requests signed (joins, signed refreshes, leaves); the rest of
+    /// `sent` were session refreshes.
+    pub signed: u64,
+    /// When the session in use ends.
+    pub session_expires: Option<UnixTime>,
 }
 
 /// Something for the driver to report.
@@ -211,6 +222,7 @@ struct Sub {
     next_send: Option<Instant>,
     tries: u32,
     outstanding: VecDeque<u64>,
+    session: Option<(SessionGrant, u64)>,
 }
 
 /// The agent of one target host. Call order: [`Agent::poll_transmit`] until
@@ -250,6 +262,8 @@ impl Agent {
                     sent: 0,
                     failures: 0,
                     last_nack: None,
+                    signed: 0,
+                    session_expires: None,
                 },
                 dest: cfg
                     .to
@@ -257,6 +271,7 @@ impl Agent {
                 next_send: Some(now),
                 tries: 0,
                 outstanding: VecDeque::new(),
+                session: None,
             })
             .collect();
         Agent {
@@ -344,7 +359,43 @@ impl Agent {
                 continue;
             }
             let nonce = self.rng.next_u64();
+            let margin = self.cfg.refresh.saturating_mul(2).as_secs();
             let s = &mut self.subs[i];
+            let session = match &mut s.session {
+                Some((g, counter))
+                    if s.status.state == State::Joined
+                        && wall.0.saturating_add(margin) < g.expires.0 =>
+                {
+                    *counter += 1;
+                    Some((*g, *counter))
+                }
+                _ => None,
+            };
+            if let Some((g, counter)) = session {
+                let r = SessionRefresh {
+                    group: s.status.sub.group,
+                    target: s.status.sub.target,
+                    session: g.id,
+                    counter,
+                    nonce,
+                    lifetime_s: self.cfg.lifetime_s,
+                };
+                s.tries += 1;
+                if s.outstanding.len() >= OUTSTANDING {
+                    s.outstanding.pop_front();
+                }
+                s.outstanding.push_back(nonce);
+                s.status.sent += 1;
+                let dest = s.dest;
+                s.next_send = Some(now + Self::backoff(&self.cfg, s.tries));
+                match seal_session_refresh(&g.key, &r, buf) {
+                    Ok(len) => return Some((dest, len)),
+                    Err(_) => {
+                        self.counters.sign_failed += 1;
+                        continue;
+                    }
+                }
+            }
             let req = TargetRequest {
                 group: s.status.sub.group,
                 target: s.status.sub.target,
@@ -364,6 +415,7 @@ impl Agent {
             }
             s.outstanding.push_back(nonce);
             s.status.sent += 1;
+            s.status.signed += 1;
             let wait = if leaving {
                 self.cfg.leave_retransmit
             } else {
@@ -473,6 +525,10 @@ impl Agent {
         let was = s.status.state == State::Joined;
         s.status.state = State::Joined;
         s.status.granted_s = ack.lifetime_s;
+        if let Some(g) = ack.session {
+            s.session = Some((g, 0));
+            s.status.session_expires = Some(g.expires);
+        }
         let third = Duration::from_secs(u64::from(ack.lifetime_s) / 3);
         let wait = refresh.min(third).max(Duration::from_secs(1));
         s.next_send = Some(now + wait);
@@ -501,6 +557,16 @@ impl Agent {
         }
         s.tries = 0;
         s.outstanding.clear();
+        if matches!(
+            reason,
+            NackReason::SessionUnknown | NackReason::SessionExpired
+        ) {
+            // Sign the next refresh, now; not a failure.
+            s.session = None;
+            s.status.session_expires = None;
+            s.next_send = Some(now);
+            return;
+        }
         if reason == NackReason::Replay {
             s.next_send = Some(now);
             return;

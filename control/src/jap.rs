@@ -16,6 +16,12 @@
 //! - **Refresh** renews the lifetime. A refresh for a target this JAP does
 //!   not hold is accepted as a join (the signature authorises it; routing
 //!   may have moved the target to this JAP, or this JAP restarted).
+//! - The ack of a signed join or refresh grants a **session**
+//!   ([`crate::auth::session`], PROTOCOL.md §5.6): until it ends the
+//!   target refreshes with a [`SessionRefresh`] MAC'd with the session key,
+//!   which the gate checks against this table ([`Sessions`]) for the cost
+//!   of an HMAC instead of an Ed25519 verification. A session ends with
+//!   the target (leave, expiry) and when a signed request replaces it.
 //! - **Leave** removes the target; a leave for an unknown target is
 //!   answered with [`NackReason::NotJoined`].
 //! - A target not refreshed within its lifetime expires.
@@ -71,12 +77,13 @@ use hashbrown::HashMap;
 use pias_dataplane::tables::{LocalTarget, MAX_TARGETS_PER_GROUP};
 use pias_dataplane::types::{GroupAddr, GroupOptions, GroupProto, ProxyId, TargetAddr};
 
-use crate::time::Instant;
+use crate::auth::{SessionSecret, SessionState, Sessions};
+use crate::time::{Instant, UnixTime};
 use crate::transmit::{Dest, Outgoing};
 use crate::view::View;
 use crate::wire::{
     Invalidate, JapAnnounce, JoinAck, JoinNack, Message, NackReason, Report, ReportAck,
-    ReportEntry, TargetRequest, DEFAULT_CONTROL_PORT, MAX_REPORT_ENTRIES,
+    ReportEntry, SessionRefresh, TargetRequest, DEFAULT_CONTROL_PORT, MAX_REPORT_ENTRIES,
 };
 
 /// How the driver checks a target's health.
@@ -169,6 +176,9 @@ pub struct JapConfig {
     pub max_invalidate_memory: usize,
     /// Targets are scanned (probes due, expiry, retransmits) on this grid.
     pub tick: Duration,
+    /// Length of the sessions granted with the ack of a signed join or
+    /// refresh (PROTOCOL.md §5.6); zero grants none (every refresh signed).
+    pub session_lifetime: Duration,
 }
 
 impl Default for JapConfig {
@@ -195,6 +205,7 @@ impl Default for JapConfig {
             invalidate_gap: Duration::from_secs(1),
             max_invalidate_memory: 4096,
             tick: Duration::from_millis(100),
+            session_lifetime: Duration::from_secs(3600),
         }
     }
 }
@@ -210,6 +221,13 @@ pub struct JapCounters {
     pub refresh_as_join: u64,
     /// Leaves applied.
     pub leaves: u64,
+    /// Sessions granted (acks of signed joins and refreshes).
+    pub sessions_granted: u64,
+    /// Refreshes under a session (MAC'd, no signature).
+    pub session_refreshes: u64,
+    /// Session refreshes answered with a nack (unknown or expired
+    /// session: the target signs again).
+    pub nack_session: u64,
     /// Refused: the group is not registered here.
     pub nack_unknown_group: u64,
     /// Refused: the target address cannot be a target.
@@ -262,6 +280,8 @@ struct Target {
     next_probe: Instant,
     probe: Option<ProbeId>,
     last_passive: Option<Instant>,
+    /// The session granted with the last signed request.
+    session: Option<SessionState>,
 }
 
 /// Reporting state towards one RAP of a group.
@@ -343,6 +363,10 @@ pub struct Jap {
     /// Reports are flushed at this time.
     report_due: Option<Instant>,
     counters: JapCounters,
+    /// Derives session keys; none: no sessions granted.
+    session_secret: Option<SessionSecret>,
+    /// Last session id given.
+    session_id: u64,
 }
 
 impl Jap {
@@ -362,7 +386,15 @@ impl Jap {
             seq: 0,
             report_due: None,
             counters: JapCounters::default(),
+            session_secret: None,
+            session_id: 0,
         }
+    }
+
+    /// Grant sessions derived from this secret from now on
+    /// ([`SessionSecret::derive`]; `ProxyControl` sets it).
+    pub fn set_session_secret(&mut self, secret: SessionSecret) {
+        self.session_secret = Some(secret);
     }
 
     /// The settings.
@@ -482,10 +514,10 @@ impl Jap {
         self.dirty.push(g);
     }
 
-    fn reply(&mut self, src: SocketAddrV4, req: &TargetRequest, msg: Message) {
+    fn reply(&mut self, src: SocketAddrV4, group: &GroupAddr, msg: Message) {
         self.out.push_back(Outgoing {
             dest: Dest::Target {
-                from: SocketAddrV4::new(req.group.ip(), self.cfg.port),
+                from: SocketAddrV4::new(group.ip(), self.cfg.port),
                 to: src,
             },
             msg,
@@ -504,7 +536,7 @@ impl Jap {
         }
         self.reply(
             src,
-            req,
+            &req.group,
             Message::JoinNack(JoinNack {
                 group: req.group,
                 target: req.target,
@@ -527,11 +559,13 @@ impl Jap {
             .collect()
     }
 
-    /// A join, refresh or leave that passed the gate, received from `src`.
-    /// Other messages are ignored.
+    /// A join, refresh or leave that passed the gate, received from `src`
+    /// at wall-clock `wall` (a session granted with the ack ends
+    /// `session_lifetime` after it). Other messages are ignored.
     pub fn handle_request(
         &mut self,
         now: Instant,
+        wall: UnixTime,
         view: &impl View,
         src: SocketAddrV4,
         msg: &Message,
@@ -585,9 +619,28 @@ impl Jap {
         });
         st.options = options;
         let expires = now + lifetime;
+        let session = match &self.session_secret {
+            Some(secret) if !self.cfg.session_lifetime.is_zero() => {
+                self.session_id += 1;
+                let ends = UnixTime(
+                    wall.0
+                        .saturating_add(self.cfg.session_lifetime.as_secs().max(1)),
+                );
+                self.counters.sessions_granted += 1;
+                Some(secret.grant(&req.group, &req.target, self.session_id, ends))
+            }
+            _ => None,
+        };
+        let state = session.map(|g| SessionState {
+            id: g.id,
+            key: g.key,
+            counter: 0,
+            expires: g.expires,
+        });
         match st.targets.get_mut(&req.target) {
             Some(t) => {
                 t.expires = expires;
+                t.session = state;
                 self.counters.refreshes += 1;
             }
             None => {
@@ -601,6 +654,7 @@ impl Jap {
                         next_probe: now + self.cfg.retry_interval,
                         probe: None,
                         last_passive: None,
+                        session: state,
                     },
                 );
                 st.live = st.live_count();
@@ -618,13 +672,76 @@ impl Jap {
         self.wake_at(expires);
         self.reply(
             src,
-            req,
+            &req.group,
             Message::JoinAck(JoinAck {
                 group: req.group,
                 target: req.target,
                 nonce: req.nonce,
                 jap: view.me(),
                 lifetime_s: u32::try_from(lifetime.as_secs()).unwrap_or(u32::MAX),
+                session,
+            }),
+        );
+    }
+
+    /// A session refresh that passed the gate (session held, not expired,
+    /// tag and counter checked against [`Sessions::session`]): record the
+    /// counter, renew the soft state, ack without a new session.
+    pub fn handle_session_refresh(
+        &mut self,
+        now: Instant,
+        view: &impl View,
+        src: SocketAddrV4,
+        r: &SessionRefresh,
+    ) {
+        let lifetime = Duration::from_secs(u64::from(r.lifetime_s))
+            .clamp(self.cfg.min_lifetime, self.cfg.max_lifetime);
+        let expires = now + lifetime;
+        let Some(t) = self
+            .groups
+            .get_mut(&r.group)
+            .and_then(|s| s.targets.get_mut(&r.target))
+        else {
+            // The gate found the session a moment ago; nothing between.
+            self.nack_session(src, r, NackReason::SessionUnknown);
+            return;
+        };
+        match &mut t.session {
+            Some(s) if s.id == r.session && r.counter > s.counter => s.counter = r.counter,
+            _ => {
+                self.nack_session(src, r, NackReason::SessionUnknown);
+                return;
+            }
+        }
+        t.expires = expires;
+        self.counters.session_refreshes += 1;
+        self.wake_at(expires);
+        self.reply(
+            src,
+            &r.group,
+            Message::JoinAck(JoinAck {
+                group: r.group,
+                target: r.target,
+                nonce: r.nonce,
+                jap: view.me(),
+                lifetime_s: u32::try_from(lifetime.as_secs()).unwrap_or(u32::MAX),
+                session: None,
+            }),
+        );
+    }
+
+    /// Answer a session refresh the gate refused as unknown or expired, so
+    /// the target signs again at once instead of retrying.
+    pub fn nack_session(&mut self, src: SocketAddrV4, r: &SessionRefresh, reason: NackReason) {
+        self.counters.nack_session += 1;
+        self.reply(
+            src,
+            &r.group,
+            Message::JoinNack(JoinNack {
+                group: r.group,
+                target: r.target,
+                nonce: r.nonce,
+                reason,
             }),
         );
     }
@@ -646,13 +763,14 @@ impl Jap {
         self.after_target_change(now, req.group);
         self.reply(
             src,
-            req,
+            &req.group,
             Message::JoinAck(JoinAck {
                 group: req.group,
                 target: req.target,
                 nonce: req.nonce,
                 jap: me,
                 lifetime_s: 0,
+                session: None,
             }),
         );
     }
@@ -1097,6 +1215,17 @@ impl Jap {
         if let Some(t) = next {
             self.report_due = Some(self.report_due.map_or(t, |d| d.min(t)));
         }
+    }
+}
+
+impl Sessions for Jap {
+    fn session(&self, group: &GroupAddr, target: &TargetAddr) -> Option<&SessionState> {
+        self.groups
+            .get(group)?
+            .targets
+            .get(target)?
+            .session
+            .as_ref()
     }
 }
 

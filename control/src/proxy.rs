@@ -56,7 +56,7 @@ use pias_dataplane::neighbour::Nanos;
 use pias_dataplane::tables::{GroupSpec, StaticState, Tables, TablesError};
 use pias_dataplane::types::{GroupAddr, GroupOptions, Ipv4Prefix, ProxyId, ProxyInfo, TargetAddr};
 
-use crate::auth::{Accepted, Gate, GateConfig, KeyRing, Sealer};
+use crate::auth::{Accepted, Gate, GateConfig, KeyRing, Reject, Sealer, SessionSecret};
 use crate::flooded::{Flooded, FloodedConfig};
 use crate::groups::{GroupChange, GroupRegistry, RegistryError};
 use crate::iap::{CacheUpdate, Iap, IapConfig};
@@ -68,7 +68,7 @@ use crate::rendezvous::{RapTable, Rendezvous, DEFAULT_RAPS};
 use crate::time::{Instant, UnixTime};
 use crate::transmit::{Dest, Outgoing};
 use crate::view::{self, View};
-use crate::wire::{GroupRegister, KeyId, Message, ProxyHeader};
+use crate::wire::{decode_unauthenticated, GroupRegister, KeyId, Message, NackReason, ProxyHeader};
 
 /// Settings of one proxy's control plane.
 #[derive(Clone, Debug)]
@@ -472,9 +472,11 @@ impl ProxyControl {
         view.rendezvous.insert(me);
         view.rebuild_base(None)?;
         let tables = Arc::new(view.base.with_groups(&[], 0)?);
+        let mut jap = Jap::new(cfg.jap.clone());
+        jap.set_session_secret(SessionSecret::derive(gate.keys(), me, m.incarnation));
         let mut cp = ProxyControl {
             sealer: Sealer::new(me, m.incarnation),
-            jap: Jap::new(cfg.jap.clone()),
+            jap,
             rap: Rap::new(cfg.rap.clone()),
             iap: Iap::new(cfg.iap.clone()),
             prober: Prober::new(cfg.prober.clone(), me, m.cluster, now),
@@ -513,13 +515,31 @@ impl ProxyControl {
         src: SocketAddrV4,
         bytes: &[u8],
     ) {
-        match self.gate.open(wall, src, bytes, &self.view.registry) {
+        match self
+            .gate
+            .open_with_sessions(wall, src, bytes, &self.view.registry, &self.jap)
+        {
             Ok(Accepted::Proxy { header, msg }) => self.dispatch(now, header, src, &msg),
             Ok(Accepted::Target(msg)) => {
-                self.jap.handle_request(now, &self.view, src, &msg);
+                self.jap.handle_request(now, wall, &self.view, src, &msg);
+            }
+            Ok(Accepted::Session(r)) => {
+                self.jap.handle_session_refresh(now, &self.view, src, &r);
             }
             Ok(Accepted::Operator(reg)) => self.apply_registration(now, &reg),
             Ok(Accepted::Reply(_)) => self.counters.replies_ignored += 1,
+            Err(reason @ (Reject::UnknownSession | Reject::SessionExpired)) => {
+                // Tell the target to sign again rather than retry: the
+                // nack is shorter than the request and carries nothing.
+                if let Ok((_, Message::SessionRefresh(r))) = decode_unauthenticated(bytes) {
+                    let why = if reason == Reject::SessionExpired {
+                        NackReason::SessionExpired
+                    } else {
+                        NackReason::SessionUnknown
+                    };
+                    self.jap.nack_session(src, &r, why);
+                }
+            }
             Err(_) => {}
         }
         self.pump(now);

@@ -158,10 +158,11 @@ fn join_ack_refresh_and_leave_on_sigterm_over_udp() {
         status.to_str().expect("utf-8"),
     ]);
 
-    // Join, then two refreshes (every second: the granted 10 s / 3 > 1 s).
+    // A signed join, then two refreshes (every second: the granted 10 s / 3
+    // > 1 s) under the session its ack granted: MACs, no signatures.
     let joined = proxy.serve_until(Duration::from_secs(15), |p| {
         let c = p.cp.jap().counters();
-        c.joins == 1 && c.refreshes >= 2
+        c.joins == 1 && c.session_refreshes >= 2
     });
     if !joined {
         let _ = child.kill();
@@ -185,6 +186,19 @@ fn join_ack_refresh_and_leave_on_sigterm_over_udp() {
     assert!(st.contains("\"jap\":4"), "{st}");
     assert!(st.contains(&format!("\"ack_from\":\"{to}\"")), "{st}");
     assert!(st.contains("\"granted_lifetime_s\":10"), "{st}");
+    assert!(st.contains("\"signed\":1,"), "{st}");
+    assert_eq!(proxy.cp.jap().counters().refreshes, 0);
+
+    // The JAP restarts: it knows no session, nacks the next session
+    // refresh, and the agent signs a refresh at once, which the new JAP
+    // takes as a join; then sessions again.
+    proxy.cp = Proxy::new(&owner).cp;
+    let rejoined = proxy.serve_until(Duration::from_secs(10), |p| {
+        let c = p.cp.jap().counters();
+        c.refresh_as_join == 1 && c.session_refreshes >= 1
+    });
+    assert!(rejoined, "{:?}", proxy.cp.jap().counters());
+    assert_eq!(proxy.cp.jap().counters().nack_session, 1);
 
     // SIGTERM: a signed leave, acked, and exit 0.
     let pid = libc::pid_t::try_from(child.id()).expect("pid");
@@ -218,8 +232,21 @@ fn join_ack_refresh_and_leave_on_sigterm_over_udp() {
     );
     let st = std::fs::read_to_string(&status).expect("status");
     assert!(st.contains("\"state\":\"left\""), "{st}");
-    // Nothing forged, replayed or stale on the proxy's side.
-    assert_eq!(proxy.cp.gate().counters().rejected_total(), 0);
+    assert!(
+        stdout.contains("session ended 198.51.100.10:53/udp target 203.0.113.5:53 (session-unknown): signing again"),
+        "{stdout}"
+    );
+    // Nothing forged, replayed or stale on the proxy's side: the only
+    // refusal is the session the restarted JAP did not know.
+    assert_eq!(proxy.cp.gate().counters().rejected_total(), 1);
+    assert_eq!(
+        proxy
+            .cp
+            .gate()
+            .counters()
+            .get(pias_control::auth::Reject::UnknownSession),
+        1
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -449,3 +449,47 @@ fn same_seed_same_run_and_a_topology_file() {
     assert_ne!(a, run(5));
     assert_eq!(a.lines().count(), 21, "header and one row per second");
 }
+
+/// Refreshes go under sessions (PROTOCOL.md §5.6: MACs, no signatures);
+/// when a target's JAP crashes, anycast carries its next session refresh
+/// to another proxy, which does not know the session and nacks it, and
+/// the target signs a refresh there at once: every live target is held
+/// again, by exactly one JAP.
+#[test]
+fn refreshes_use_sessions_and_a_jap_crash_moves_targets_by_signing_again() {
+    let mut cfg = SimConfig::new(8, 4, 2, 4);
+    cfg.seed = 31;
+    cfg.target_lifetime_s = 15;
+    let mut sim = Sim::new(cfg);
+    sim.run_until(at(25.0));
+    assert!(sim.stats().session_refreshes > 0);
+    let by_session: u64 = (0..8)
+        .filter_map(|i| sim.node(i))
+        .map(|c| c.jap().counters().session_refreshes)
+        .sum();
+    assert!(by_session > 0, "no refresh went under a session");
+    assert_clean(&sim);
+    let held = |sim: &Sim| -> usize {
+        (0..8)
+            .filter_map(|i| sim.node(i))
+            .map(|c| c.jap().target_count())
+            .sum()
+    };
+    let live = |sim: &Sim| -> usize { (0..2).map(|g| sim.live_targets(g).len()).sum() };
+    assert_eq!(held(&sim), live(&sim));
+    let jap = (0..8)
+        .find(|&i| sim.node(i).is_some_and(|c| c.jap().target_count() > 0))
+        .expect("some JAP holds targets");
+    let moved = sim.node(jap).map_or(0, |c| c.jap().target_count());
+    sim.crash(jap);
+    sim.run_until(at(45.0));
+    let nacked: u64 = (0..8)
+        .filter_map(|i| sim.node(i))
+        .map(|c| c.jap().counters().nack_session)
+        .sum();
+    assert!(
+        nacked as usize >= moved,
+        "{nacked} session nacks for {moved} moved targets"
+    );
+    assert_eq!(held(&sim), live(&sim));
+}

@@ -1,7 +1,8 @@
 #![no_main]
 //! Target requests and replies: body round trip, then whole datagrams
-//! through the gate (signatures pass under cfg(fuzzing)) against a registry
-//! with a few groups, exercising the timestamp and nonce logic.
+//! through the gate (signatures and session MACs pass under cfg(fuzzing))
+//! against a registry with a few groups and one session, exercising the
+//! timestamp, nonce, session expiry and session counter logic.
 //!
 //! Input: `[clock byte][datagram…]` after a first byte that selects the
 //! body round-trip type.
@@ -14,16 +15,36 @@ use std::sync::OnceLock;
 
 use ed25519_dalek::SigningKey;
 use libfuzzer_sys::fuzz_target;
-use pias_control::auth::{Accepted, Gate, GateConfig, KeyRing};
+use pias_control::auth::{Accepted, Gate, GateConfig, KeyRing, SessionState, Sessions};
 use pias_control::groups::GroupRegistry;
 use pias_control::wire::{GroupRegister, KeyId, MessageType};
 use pias_control::UnixTime;
-use pias_dataplane::types::{GroupAddr, GroupOptions, GroupProto};
+use pias_dataplane::types::{GroupAddr, GroupOptions, GroupProto, TargetAddr};
+
+/// One session: group 198.51.100.1:53/udp, target 203.0.113.5:53, id 1,
+/// counter 5, ending 30 s after the base clock.
+struct OneSession(SessionState);
+
+impl Sessions for OneSession {
+    fn session(&self, group: &GroupAddr, target: &TargetAddr) -> Option<&SessionState> {
+        let g = GroupAddr::Port {
+            ip: Ipv4Addr::new(198, 51, 100, 1),
+            port: 53,
+            proto: GroupProto::Udp,
+        };
+        let t = TargetAddr {
+            ip: Ipv4Addr::new(203, 0, 113, 5),
+            port: 53,
+        };
+        (*group == g && *target == t).then_some(&self.0)
+    }
+}
 
 const TYPES: &[MessageType] = &[
     MessageType::Join,
     MessageType::Refresh,
     MessageType::Leave,
+    MessageType::SessionRefresh,
     MessageType::JoinAck,
     MessageType::JoinNack,
 ];
@@ -71,10 +92,20 @@ fuzz_target!(|data: &[u8]| {
     let Some((&clock, dgram)) = data.get(1..).and_then(|d| d.split_first()) else {
         return;
     };
+    let sessions = OneSession(SessionState {
+        id: 1,
+        key: [7; 16],
+        counter: 5,
+        expires: UnixTime(1_700_000_030),
+    });
     for dt in [0u64, 0, u64::from(clock), 60] {
         let now = UnixTime(1_700_000_000 + dt);
-        if let Ok(Accepted::Target(_)) = gate.open(now, src, dgram, groups) {
-            assert!(gate.nonces().len() <= 4);
+        match gate.open_with_sessions(now, src, dgram, groups, &sessions) {
+            Ok(Accepted::Target(_)) => assert!(gate.nonces().len() <= 4),
+            Ok(Accepted::Session(r)) => {
+                assert!(r.session == 1 && r.counter > 5 && now <= sessions.0.expires)
+            }
+            _ => {}
         }
     }
 });

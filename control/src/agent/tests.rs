@@ -143,8 +143,13 @@ fn join_ack_refresh_leave_through_a_real_jap() {
         st.ack_from,
         Some(SocketAddrV4::new(group().ip(), DEFAULT_CONTROL_PORT))
     );
+    // The join was signed; both refreshes went under the session the
+    // join's ack granted (a MAC, no signature).
     assert_eq!(cp.jap().counters().joins, 1);
-    assert_eq!(cp.jap().counters().refreshes, 2);
+    assert_eq!(cp.jap().counters().refreshes, 0);
+    assert_eq!(cp.jap().counters().session_refreshes, 2);
+    assert_eq!((st.sent, st.signed), (3, 1));
+    assert_eq!(st.session_expires, Some(UnixTime(WALL0 + 3600)));
     assert_eq!(cp.jap().target_count(), 1);
 
     let t = Instant::ZERO + Duration::from_secs(13);
@@ -279,6 +284,7 @@ fn nacks_forged_and_late_replies() {
         nonce: 42,
         jap: ProxyId(666),
         lifetime_s: 300,
+        session: None,
     });
     let n = forged.emit(None, &mut buf).expect("emit");
     a.handle_datagram(Instant::ZERO, UnixTime(WALL0), dst, &buf[..n]);
@@ -287,4 +293,46 @@ fn nacks_forged_and_late_replies() {
     assert_eq!(a.counters().unmatched, 1);
     assert_eq!(a.counters().malformed, 2);
     assert_eq!(a.status().next().expect("one").state, State::Joining);
+}
+
+#[test]
+fn a_restarted_jap_knows_no_session_and_the_agent_signs_again_at_once() {
+    let mut cp = proxy();
+    let cfg = AgentConfig {
+        refresh: Duration::from_secs(5),
+        lifetime_s: 30,
+        ..AgentConfig::default()
+    };
+    let mut a = Agent::new(cfg, owner(), &[sub()], [5; 32], Instant::ZERO);
+    let mut sent = 0;
+    let t = Instant::ZERO + Duration::from_secs(1);
+    run(&mut a, &mut cp, Instant::ZERO, t, &mut |_| false, &mut sent);
+    assert_eq!(a.status().next().expect("one").signed, 1);
+    // The JAP restarts (or routing moves the target to another JAP): the
+    // next session refresh is nacked and a signed refresh follows at once.
+    let mut cp = proxy();
+    let ev = run(
+        &mut a,
+        &mut cp,
+        t,
+        t + Duration::from_secs(5),
+        &mut |_| false,
+        &mut sent,
+    );
+    assert_eq!(
+        ev,
+        vec![
+            Event::Nacked {
+                index: 0,
+                reason: NackReason::SessionUnknown
+            },
+            Event::Acked {
+                index: 0,
+                refresh: true
+            }
+        ]
+    );
+    let st = *a.status().next().expect("one");
+    assert_eq!((st.state, st.signed, st.failures), (State::Joined, 2, 0));
+    assert_eq!(cp.jap().counters().refresh_as_join, 1);
 }

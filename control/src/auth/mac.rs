@@ -151,6 +151,21 @@ impl KeyRing {
             .map(|k| &k.mac)
     }
 
+    /// A secret derived from the send key: HMAC-SHA256(key, `label`).
+    /// Labels start with `"PIAS v1 "`, whose seventh byte (`'1'`) is never
+    /// the version byte a proxy MAC's input has there, so a derived secret
+    /// is never a tag. Used for per-JAP session secrets
+    /// ([`super::session::SessionSecret::derive`]).
+    pub fn derive(&self, label: &[u8]) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        if let Some(k) = self.get(self.send) {
+            let mut mac = k.clone();
+            mac.update(label);
+            out.copy_from_slice(&mac.finalize().into_bytes());
+        }
+        out
+    }
+
     /// Whether a key with this id is live.
     pub fn contains(&self, id: KeyId) -> bool {
         self.get(id).is_some()

@@ -9,6 +9,7 @@
 //! | proxy → proxy | frame; key id live; HMAC (constant time); replay window; body | the sender's replay window |
 //! | target request | frame; body; group registered; timestamp within skew; nonce unseen; Ed25519 by the group owner's key | the nonce cache |
 //! | group registration | frame; body; Ed25519 by the operator's key | none (the registry checks the serial) |
+//! | session refresh | frame; body; session held; not expired; HMAC with the session key (constant time); counter above the last | none (the JAP records the counter) |
 //! | reply to a target | frame; body | none |
 //!
 //! Nothing is written before every check of its row passed: a forged,
@@ -21,6 +22,7 @@
 
 pub mod mac;
 pub mod replay;
+pub mod session;
 pub mod signature;
 
 use core::net::SocketAddrV4;
@@ -34,6 +36,9 @@ use crate::wire::{
 };
 pub use mac::{KeyError, KeyRing, SealError, Sealer, MIN_SECRET_LEN};
 pub use replay::{ReplayError, ReplayTable, ReplayWindow, WINDOW_BITS};
+pub use session::{
+    seal_session_refresh, NoSessions, SessionSecret, SessionState, Sessions, SESSION_CONTEXT,
+};
 pub use signature::{
     sign_group_register, sign_target_request, NonceCache, NonceError, SignError, GROUP_CONTEXT,
     OPERATOR_CONTEXT,
@@ -116,6 +121,14 @@ reasons! {
     /// A group registration whose signature does not verify with the
     /// operator's key.
     BadOperatorSignature => "bad_operator_signature",
+    /// A session refresh for no session held (or another id).
+    UnknownSession => "unknown_session",
+    /// A session refresh after its session's expiry.
+    SessionExpired => "session_expired",
+    /// A session refresh whose tag does not verify with the session key.
+    BadSessionMac => "bad_session_mac",
+    /// A session refresh whose counter is not above the last accepted.
+    SessionReplay => "session_replay",
 }
 
 impl From<WireError> for Reject {
@@ -212,6 +225,9 @@ pub enum Accepted {
     Operator(GroupRegister),
     /// A reply to a target (only a target agent expects these).
     Reply(Message),
+    /// A refresh under a session held by the JAP: tag, expiry and counter
+    /// checked (the JAP records the counter).
+    Session(crate::wire::SessionRefresh),
 }
 
 impl Accepted {
@@ -322,7 +338,19 @@ impl Gate {
         buf: &[u8],
         groups: &impl GroupKeys,
     ) -> Result<Accepted, Reject> {
-        let r = self.open_inner(now, src, buf, groups);
+        self.open_with_sessions(now, src, buf, groups, &NoSessions)
+    }
+
+    /// [`Gate::open`], with `sessions` (the JAP's) for session refreshes.
+    pub fn open_with_sessions(
+        &mut self,
+        now: UnixTime,
+        src: SocketAddrV4,
+        buf: &[u8],
+        groups: &impl GroupKeys,
+        sessions: &impl Sessions,
+    ) -> Result<Accepted, Reject> {
+        let r = self.open_inner(now, src, buf, groups, sessions);
         match r {
             Ok(_) => self.counters.accepted = self.counters.accepted.saturating_add(1),
             Err(reason) => self.counters.bump(reason),
@@ -336,6 +364,7 @@ impl Gate {
         src: SocketAddrV4,
         buf: &[u8],
         groups: &impl GroupKeys,
+        sessions: &impl Sessions,
     ) -> Result<Accepted, Reject> {
         let frame = Frame::parse(buf)?;
         match frame.msg_type.auth_class() {
@@ -394,6 +423,25 @@ impl Gate {
                     return Err(Reject::BadOperatorSignature);
                 }
                 Ok(Accepted::Operator(reg))
+            }
+            AuthClass::SessionMac => {
+                let Message::SessionRefresh(r) = frame.message()? else {
+                    return Err(Reject::Malformed);
+                };
+                let st = sessions
+                    .session(&r.group, &r.target)
+                    .filter(|s| s.id == r.session)
+                    .ok_or(Reject::UnknownSession)?;
+                if now > st.expires {
+                    return Err(Reject::SessionExpired);
+                }
+                if !session::verify(&st.key, frame.covered, frame.trailer) {
+                    return Err(Reject::BadSessionMac);
+                }
+                if r.counter <= st.counter {
+                    return Err(Reject::SessionReplay);
+                }
+                Ok(Accepted::Session(r))
             }
             AuthClass::Unauthenticated => Ok(Accepted::Reply(frame.message()?)),
         }

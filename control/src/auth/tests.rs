@@ -552,6 +552,7 @@ fn replies_pass_unauthenticated() {
         nonce: 1,
         jap: ProxyId(3),
         lifetime_s: 60,
+        session: None,
     });
     let mut buf = [0u8; MAX_DATAGRAM];
     let n = ack.emit(None, &mut buf).unwrap();

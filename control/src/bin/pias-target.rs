@@ -24,7 +24,11 @@
 //!
 //! Requests go to the group's anycast address on the control port, so
 //! native anycast delivers them to the nearest proxy, which becomes the
-//! JAP. On SIGTERM or SIGINT the agent sends signed leaves, waits for their
+//! JAP. Joins are signed with the key; refreshes go under the session the
+//! JAP's ack grants (an HMAC, PROTOCOL.md §5.6) and are signed again when
+//! the session nears its end or the JAP no longer knows it (stdout says
+//! `session ended … (session-unknown): signing again`, then `refreshed …`). On SIGTERM or SIGINT
+//! the agent sends signed leaves, waits for their
 //! acks (at most 3 tries, 500 ms apart) and exits 0. One line per event on
 //! stdout. Usage, key file and argument errors exit 2 with a message that
 //! names the option; socket errors exit 1.
@@ -261,6 +265,8 @@ fn nack_name(r: NackReason) -> &'static str {
         NackReason::Withdrawn => "withdrawn",
         NackReason::NotJoined => "not-joined",
         NackReason::BadTarget => "bad-target",
+        NackReason::SessionUnknown => "session-unknown",
+        NackReason::SessionExpired => "session-expired",
     }
 }
 
@@ -280,7 +286,7 @@ fn status_json(now: UnixTime, status: &[Status]) -> String {
             s,
             "{{\"group\":\"{}\",\"target\":\"{}\",\"state\":\"{}\",\"jap\":{},\"ack_from\":{},\
              \"granted_lifetime_s\":{},\"last_ack\":{},\"acks\":{},\"sent\":{},\"failures\":{},\
-             \"last_nack\":{}}}",
+             \"last_nack\":{},\"signed\":{},\"session_expires\":{}}}",
             st.sub.group,
             target_text(&st.sub.target),
             st.state.name(),
@@ -292,6 +298,8 @@ fn status_json(now: UnixTime, status: &[Status]) -> String {
             st.sent,
             st.failures,
             opt(st.last_nack.map(|r| format!("\"{}\"", nack_name(r)))),
+            st.signed,
+            opt(st.session_expires.map(|t| t.as_secs().to_string())),
         );
     }
     s.push_str("]}\n");
@@ -340,6 +348,10 @@ fn event_line(agent: &Agent, ev: &Event) -> String {
                 s.granted_s
             )
         }
+        Event::Nacked {
+            reason: r @ (NackReason::SessionUnknown | NackReason::SessionExpired),
+            ..
+        } => format!("session ended {who} ({}): signing again", nack_name(*r)),
         Event::Nacked { reason, .. } => format!("refused {who}: {}", nack_name(*reason)),
         Event::GaveUp { .. } => format!("no answer {who} (failures {})", s.failures),
         Event::Left { acked: true, .. } => format!("left {who} jap {jap}"),
@@ -605,6 +617,8 @@ mod tests {
             sent: 3,
             failures: 1,
             last_nack: Some(NackReason::Stale),
+            signed: 2,
+            session_expires: Some(UnixTime(1_700_003_600)),
         };
         assert_eq!(
             status_json(UnixTime(1_700_000_001), &[st]),
@@ -612,7 +626,7 @@ mod tests {
              \"target\":\"203.0.113.5:0\",\"state\":\"joined\",\"jap\":7,\
              \"ack_from\":\"198.51.100.20:7450\",\"granted_lifetime_s\":60,\
              \"last_ack\":1700000000,\"acks\":2,\"sent\":3,\"failures\":1,\
-             \"last_nack\":\"stale-timestamp\"}]}\n"
+             \"last_nack\":\"stale-timestamp\",\"signed\":2,\"session_expires\":1700003600}]}\n"
         );
     }
 }

@@ -74,6 +74,7 @@ fn reports(out: &[Outgoing]) -> Vec<(ProxyId, Vec<ReportEntry>)> {
 fn join(j: &mut Jap, v: &TestView, now: Instant, i: u32) -> Message {
     j.handle_request(
         now,
+        UnixTime(0),
         v,
         src(i),
         &Message::Join(req(tgt(i), 60, u64::from(i))),
@@ -127,8 +128,20 @@ fn join_is_acked_clamped_and_reported_to_every_rap() {
         m => panic!("{m:?}"),
     }
     // Lifetimes are clamped.
-    j.handle_request(t0, &v, src(2), &Message::Join(req(tgt(2), 1, 2)));
-    j.handle_request(t0, &v, src(3), &Message::Join(req(tgt(3), 100_000, 3)));
+    j.handle_request(
+        t0,
+        UnixTime(0),
+        &v,
+        src(2),
+        &Message::Join(req(tgt(2), 1, 2)),
+    );
+    j.handle_request(
+        t0,
+        UnixTime(0),
+        &v,
+        src(3),
+        &Message::Join(req(tgt(3), 100_000, 3)),
+    );
     let acks: Vec<u32> = drain(&mut j)
         .into_iter()
         .filter_map(|o| match o.msg {
@@ -165,7 +178,7 @@ fn refusals_are_nacked_and_counted() {
     });
     let t0 = Instant::ZERO;
     let nack = |j: &mut Jap, m: Message| -> NackReason {
-        j.handle_request(t0, &v, src(9), &m);
+        j.handle_request(t0, UnixTime(0), &v, src(9), &m);
         match drain(j).pop().map(|o| o.msg) {
             Some(Message::JoinNack(n)) => n.reason,
             other => panic!("{other:?}"),
@@ -233,10 +246,10 @@ fn whole_ip_targets_need_port_zero() {
     let mut j = Jap::new(JapConfig::default());
     let mut r = req(tgt(1), 60, 1);
     r.group = w;
-    j.handle_request(Instant::ZERO, &v, src(1), &Message::Join(r));
+    j.handle_request(Instant::ZERO, UnixTime(0), &v, src(1), &Message::Join(r));
     assert!(matches!(drain(&mut j)[0].msg, Message::JoinNack(_)));
     r.target.port = 0;
-    j.handle_request(Instant::ZERO, &v, src(1), &Message::Join(r));
+    j.handle_request(Instant::ZERO, UnixTime(0), &v, src(1), &Message::Join(r));
     assert!(matches!(drain(&mut j)[0].msg, Message::JoinAck(_)));
 }
 
@@ -252,6 +265,7 @@ fn soft_state_expires_refresh_renews_and_refresh_of_unknown_joins() {
     // Keep both healthy: answer every probe.
     j.handle_request(
         t0 + s(50.0),
+        UnixTime(0),
         &v,
         src(1),
         &Message::Refresh(req(tgt(1), 60, 11)),
@@ -266,6 +280,7 @@ fn soft_state_expires_refresh_renews_and_refresh_of_unknown_joins() {
     // Refresh of a target this JAP does not hold: accepted as a join.
     j.handle_request(
         t0 + s(61.0),
+        UnixTime(0),
         &v,
         src(2),
         &Message::Refresh(req(tgt(2), 60, 12)),
@@ -275,6 +290,7 @@ fn soft_state_expires_refresh_renews_and_refresh_of_unknown_joins() {
     // Leave.
     j.handle_request(
         t0 + s(62.0),
+        UnixTime(0),
         &v,
         src(2),
         &Message::Leave(req(tgt(2), 0, 13)),
@@ -388,6 +404,7 @@ fn the_band_decides_when_to_report_again() {
     for i in 76..=100 {
         j.handle_request(
             now,
+            UnixTime(0),
             &v,
             src(i),
             &Message::Leave(req(tgt(i), 0, 1000 + u64::from(i))),
@@ -400,7 +417,13 @@ fn the_band_decides_when_to_report_again() {
         "75 is inside the band"
     );
     // 74: outside.
-    j.handle_request(now, &v, src(75), &Message::Leave(req(tgt(75), 0, 2000)));
+    j.handle_request(
+        now,
+        UnixTime(0),
+        &v,
+        src(75),
+        &Message::Leave(req(tgt(75), 0, 2000)),
+    );
     drain(&mut j);
     now += s(0.1);
     let out = run(&mut j, &v, now);
@@ -487,7 +510,13 @@ fn last_target_gone_reports_zero_then_the_group_is_dropped() {
     join(&mut j, &v, t0, 1);
     let out = run(&mut j, &v, t0 + s(0.1));
     ack_all(&mut j, &out, 25);
-    j.handle_request(t0 + s(0.2), &v, src(1), &Message::Leave(req(tgt(1), 0, 5)));
+    j.handle_request(
+        t0 + s(0.2),
+        UnixTime(0),
+        &v,
+        src(1),
+        &Message::Leave(req(tgt(1), 0, 5)),
+    );
     drain(&mut j);
     let out = run(&mut j, &v, t0 + s(0.3));
     let r = reports(&out);
@@ -579,6 +608,7 @@ fn caps_bound_every_table() {
     for i in 1..=5 {
         j.handle_request(
             Instant::ZERO,
+            UnixTime(0),
             &v,
             src(i),
             &Message::Join(req(tgt(i), 60, u64::from(i))),
@@ -617,8 +647,8 @@ proptest! {
         let mut now = Instant::ZERO;
         for (op, i, b) in ops {
             match op {
-                0 => j.handle_request(now, &v, src(i), &Message::Join(req(tgt(i), 30, u64::from(i)))),
-                1 => j.handle_request(now, &v, src(i), &Message::Leave(req(tgt(i), 0, u64::from(i)))),
+                0 => j.handle_request(now, UnixTime(0), &v, src(i), &Message::Join(req(tgt(i), 30, u64::from(i)))),
+                1 => j.handle_request(now, UnixTime(0), &v, src(i), &Message::Leave(req(tgt(i), 0, u64::from(i)))),
                 2 => if let Some(p) = j.poll_probe() { j.handle_probe_result(now, p.id, b) },
                 3 => j.handle_silent(now, &g(), &tgt(i)),
                 4 => now += Duration::from_millis(u64::from(i) * 700),
@@ -649,7 +679,13 @@ fn a_group_created_again_reports_above_its_old_sequence() {
     join(&mut j, &v, t0, 1);
     let out = run(&mut j, &v, t0 + s(0.1));
     ack_all(&mut j, &out, 0);
-    j.handle_request(t0 + s(0.2), &v, src(1), &Message::Leave(req(tgt(1), 0, 7)));
+    j.handle_request(
+        t0 + s(0.2),
+        UnixTime(0),
+        &v,
+        src(1),
+        &Message::Leave(req(tgt(1), 0, 7)),
+    );
     drain(&mut j);
     let out = run(&mut j, &v, t0 + s(0.3));
     let zero_seq = reports(&out)[0].1[0].seq;

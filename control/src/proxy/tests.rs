@@ -298,3 +298,211 @@ proptest! {
         prop_assert!(cp.last_tables_error().is_none());
     }
 }
+
+// ----- sessions (PROTOCOL.md §5.6) -----------------------------------------
+
+fn session_bytes(
+    key: &[u8; 16],
+    target: TargetAddr,
+    session: u64,
+    counter: u64,
+    nonce: u64,
+) -> Vec<u8> {
+    let r = crate::wire::SessionRefresh {
+        group: g(53),
+        target,
+        session,
+        counter,
+        nonce,
+        lifetime_s: 60,
+    };
+    let mut buf = [0u8; MAX_DATAGRAM];
+    let n = crate::auth::seal_session_refresh(key, &r, &mut buf).expect("seal");
+    buf[..n].to_vec()
+}
+
+fn held_counter(cp: &ProxyControl, target: &TargetAddr) -> Option<(u64, u64)> {
+    use crate::auth::Sessions;
+    cp.jap().session(&g(53), target).map(|s| (s.id, s.counter))
+}
+
+#[test]
+fn sessions_forged_replayed_expired_and_revoked_refreshes_are_refused() {
+    use crate::auth::Reject;
+    use crate::wire::NackReason;
+    let mut cp = proxy();
+    register(&mut cp, 53, GroupOptions::default());
+    let target = TargetAddr {
+        ip: Ipv4Addr::new(203, 0, 113, 5),
+        port: 53,
+    };
+    let src = SocketAddrV4::new(target.ip, 40_000);
+    let t = Instant::ZERO + Duration::from_secs(1);
+    cp.handle_datagram(t, WALL, src, &join_bytes(53, target, 1));
+    let tx = transmits(&mut cp);
+    let Message::JoinAck(ack) = tx[0].1 else {
+        panic!("{tx:?}")
+    };
+    let grant = ack.session.expect("a signed join's ack grants a session");
+    assert_eq!(grant.expires, UnixTime(WALL.0 + 3600));
+    assert_eq!(held_counter(&cp, &target), Some((grant.id, 0)));
+
+    // A valid session refresh: acked (same JAP, no new session), counter
+    // recorded.
+    let ok1 = session_bytes(&grant.key, target, grant.id, 1, 77);
+    cp.handle_datagram(t, WALL, src, &ok1);
+    let tx = transmits(&mut cp);
+    assert!(
+        matches!(tx[..], [(_, Message::JoinAck(a))] if a.nonce == 77 && a.session.is_none() && a.jap == ProxyId(1)),
+        "{tx:?}"
+    );
+    assert_eq!(held_counter(&cp, &target), Some((grant.id, 1)));
+    assert_eq!(cp.jap().counters().session_refreshes, 1);
+
+    let before = cp.gate().counters().clone();
+    let count = |cp: &ProxyControl, r: Reject| cp.gate().counters().get(r) - before.get(r);
+    // Replayed: refused silently, nothing moves.
+    cp.handle_datagram(t, WALL, src, &ok1);
+    assert!(transmits(&mut cp).is_empty());
+    assert_eq!(count(&cp, Reject::SessionReplay), 1);
+    // Forged: a key guessed, or any bit flipped: refused silently.
+    let forged = session_bytes(&[0x42; 16], target, grant.id, 2, 78);
+    cp.handle_datagram(t, WALL, src, &forged);
+    assert_eq!(count(&cp, Reject::BadSessionMac), 1);
+    let good2 = session_bytes(&grant.key, target, grant.id, 2, 79);
+    for bit in 0..good2.len() * 8 {
+        let mut b = good2.clone();
+        b[bit / 8] ^= 1 << (bit % 8);
+        cp.handle_datagram(t, WALL, src, &b);
+        let tx = transmits(&mut cp);
+        assert!(
+            tx.iter().all(|(_, m)| !matches!(m, Message::JoinAck(_))),
+            "bit {bit} accepted"
+        );
+    }
+    assert_eq!(
+        held_counter(&cp, &target),
+        Some((grant.id, 1)),
+        "nothing moved"
+    );
+    assert_eq!(cp.jap().counters().session_refreshes, 1);
+    // A session key only works for its own (group, target): the same MAC'd
+    // refresh naming another target finds no session there.
+    let other = TargetAddr {
+        ip: Ipv4Addr::new(203, 0, 113, 6),
+        port: 53,
+    };
+    cp.handle_datagram(
+        t,
+        WALL,
+        src,
+        &session_bytes(&grant.key, other, grant.id, 2, 80),
+    );
+    let tx = transmits(&mut cp);
+    assert!(
+        matches!(tx[..], [(_, Message::JoinNack(n))] if n.reason == NackReason::SessionUnknown),
+        "{tx:?}"
+    );
+    // The untouched original still works.
+    cp.handle_datagram(t, WALL, src, &good2);
+    assert!(matches!(transmits(&mut cp)[..], [(_, Message::JoinAck(_))]));
+
+    // Expired: nacked (the target signs again), nothing moves.
+    let late = UnixTime(grant.expires.0 + 1);
+    cp.handle_datagram(
+        t,
+        late,
+        src,
+        &session_bytes(&grant.key, target, grant.id, 3, 81),
+    );
+    let tx = transmits(&mut cp);
+    assert!(
+        matches!(tx[..], [(_, Message::JoinNack(n))] if n.reason == NackReason::SessionExpired && n.nonce == 81),
+        "{tx:?}"
+    );
+    assert_eq!(count(&cp, Reject::SessionExpired), 1);
+    assert_eq!(held_counter(&cp, &target), Some((grant.id, 2)));
+
+    // A new signed request replaces the session: the old one is refused.
+    let mut buf = [0u8; MAX_DATAGRAM];
+    let req = TargetRequest {
+        group: g(53),
+        target,
+        options: GroupOptions::default(),
+        lifetime_s: 60,
+        timestamp: WALL,
+        nonce: 2,
+    };
+    let n = sign_target_request(&owner(), &Message::Refresh(req), &mut buf).expect("sign");
+    cp.handle_datagram(t, WALL, src, &buf[..n]);
+    let tx = transmits(&mut cp);
+    let Message::JoinAck(ack2) = tx[0].1 else {
+        panic!("{tx:?}")
+    };
+    let grant2 = ack2.session.expect("new session");
+    assert_ne!(grant2.id, grant.id);
+    assert_ne!(grant2.key, grant.key);
+    let unknown = cp.gate().counters().get(Reject::UnknownSession);
+    cp.handle_datagram(
+        t,
+        WALL,
+        src,
+        &session_bytes(&grant.key, target, grant.id, 9, 82),
+    );
+    assert_eq!(
+        cp.gate().counters().get(Reject::UnknownSession),
+        unknown + 1
+    );
+
+    // A leave revokes it: a refresh after the leave cannot resurrect the
+    // target.
+    let leave = TargetRequest {
+        lifetime_s: 0,
+        nonce: 3,
+        ..req
+    };
+    let n = sign_target_request(&owner(), &Message::Leave(leave), &mut buf).expect("sign");
+    cp.handle_datagram(t, WALL, src, &buf[..n]);
+    transmits(&mut cp);
+    assert_eq!(cp.jap().target_count(), 0);
+    cp.handle_datagram(
+        t,
+        WALL,
+        src,
+        &session_bytes(&grant2.key, target, grant2.id, 1, 83),
+    );
+    let tx = transmits(&mut cp);
+    assert!(
+        matches!(tx[..], [(_, Message::JoinNack(n))] if n.reason == NackReason::SessionUnknown),
+        "{tx:?}"
+    );
+    assert_eq!(cp.jap().target_count(), 0);
+    assert_eq!(cp.jap().counters().session_refreshes, 2);
+}
+
+#[test]
+fn session_keys_differ_per_jap_boot_and_binding() {
+    use crate::auth::SessionSecret;
+    let keys = KeyRing::new(KeyId(1), &[9; 32]).expect("key");
+    let a = SessionSecret::derive(&keys, ProxyId(1), 1);
+    let t = TargetAddr {
+        ip: Ipv4Addr::new(203, 0, 113, 5),
+        port: 53,
+    };
+    let t2 = TargetAddr { port: 54, ..t };
+    let k = a.key(&g(53), &t, 1, UnixTime(5));
+    for other in [
+        SessionSecret::derive(&keys, ProxyId(2), 1).key(&g(53), &t, 1, UnixTime(5)),
+        SessionSecret::derive(&keys, ProxyId(1), 2).key(&g(53), &t, 1, UnixTime(5)),
+        a.key(&g(54), &t, 1, UnixTime(5)),
+        a.key(&g(53), &t2, 1, UnixTime(5)),
+        a.key(&g(53), &t, 2, UnixTime(5)),
+        a.key(&g(53), &t, 1, UnixTime(6)),
+    ] {
+        assert_ne!(k, other);
+    }
+    assert_eq!(
+        k,
+        SessionSecret::derive(&keys, ProxyId(1), 1).key(&g(53), &t, 1, UnixTime(5))
+    );
+}

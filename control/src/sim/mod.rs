@@ -49,12 +49,13 @@ use pias_dataplane::types::{
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::auth::{sign_target_request, KeyRing};
+use crate::auth::{seal_session_refresh, sign_target_request, KeyRing};
 use crate::membership;
 use crate::proxy::{ProxyConfig, ProxyControl, Update};
 use crate::time::{Instant, UnixTime};
 use crate::wire::{
-    GroupRegister, KeyId, Message, TargetRequest, DEFAULT_CONTROL_PORT, MAX_DATAGRAM,
+    GroupRegister, KeyId, Message, NackReason, SessionGrant, SessionRefresh, TargetRequest,
+    DEFAULT_CONTROL_PORT, MAX_DATAGRAM,
 };
 
 pub use topology::Topology;
@@ -193,6 +194,8 @@ pub struct SimStats {
     pub acks: u64,
     /// Nacks received by targets.
     pub nacks: u64,
+    /// Refreshes sent under a session (MAC'd, not signed).
+    pub session_refreshes: u64,
     /// Flows delivered.
     pub flows_ok: u64,
     /// Flows lost.
@@ -237,6 +240,9 @@ struct Target {
     nonce: u64,
     /// Bumped at every (re)start: stale refresh timers are ignored.
     life: u64,
+    /// The session of the last signed request's ack, and the last counter
+    /// used (PROTOCOL.md §5.6).
+    session: Option<(SessionGrant, u64)>,
 }
 
 /// What a dataplane stage tells its control core.
@@ -446,6 +452,7 @@ impl Sim {
                     state: TargetState::Left,
                     nonce: 0,
                     life: 0,
+                    session: None,
                 });
             }
         }
@@ -894,8 +901,37 @@ impl Sim {
                 self.drain(to);
             }
             Kind::ToTarget { bytes } => match crate::wire::decode_unauthenticated(&bytes) {
-                Ok((_, Message::JoinAck(_))) => self.stats.acks += 1,
-                Ok((_, Message::JoinNack(_))) => self.stats.nacks += 1,
+                Ok((_, Message::JoinAck(a))) => {
+                    self.stats.acks += 1;
+                    if let Some(g) = a.session {
+                        if let Some(x) = self
+                            .target_by_ip
+                            .get(&a.target.ip)
+                            .and_then(|&t| self.targets.get_mut(t))
+                        {
+                            x.session = Some((g, 0));
+                        }
+                    }
+                }
+                Ok((_, Message::JoinNack(n))) => {
+                    self.stats.nacks += 1;
+                    if matches!(
+                        n.reason,
+                        NackReason::SessionUnknown | NackReason::SessionExpired
+                    ) {
+                        // The JAP restarted or routing moved the target:
+                        // sign a refresh at once, as the agent does.
+                        if let Some(&t) = self.target_by_ip.get(&n.target.ip) {
+                            let up = self.targets.get_mut(t).is_some_and(|x| {
+                                x.session = None;
+                                x.state == TargetState::Up
+                            });
+                            if up {
+                                self.target_send(t, 1);
+                            }
+                        }
+                    }
+                }
                 _ => {}
             },
             Kind::Dp { node, ev } => {
@@ -1126,6 +1162,7 @@ impl Sim {
         };
         x.state = TargetState::Up;
         x.life += 1;
+        x.session = None;
         let life = x.life;
         self.target_send(t, 0);
         let every = Duration::from_secs(u64::from(self.cfg.target_lifetime_s) / 3)
@@ -1142,6 +1179,35 @@ impl Sim {
         };
         x.nonce += 1;
         let (g, _, key) = &self.groups[x.group];
+        let nonce = mix64(x.addr.ip.to_bits() as u64 ^ (x.nonce << 32) ^ self.cfg.seed);
+        let src = SocketAddrV4::new(x.addr.ip, 40_000);
+        let dst = SocketAddrV4::new(g.ip(), DEFAULT_CONTROL_PORT);
+        let mut buf = [0u8; MAX_DATAGRAM];
+        // Refreshes go under the session while it has more than two refresh
+        // intervals left (the agent's rule).
+        let margin = 2 * u64::from(self.cfg.target_lifetime_s / 3).max(1);
+        if let Some((grant, counter)) = x
+            .session
+            .as_mut()
+            .filter(|(s, _)| kind == 1 && wall.0.saturating_add(margin) < s.expires.0)
+        {
+            *counter += 1;
+            let r = SessionRefresh {
+                group: *g,
+                target: x.addr,
+                session: grant.id,
+                counter: *counter,
+                nonce,
+                lifetime_s: self.cfg.target_lifetime_s,
+            };
+            let Ok(n) = seal_session_refresh(&grant.key, &r, &mut buf) else {
+                return;
+            };
+            let c = x.cluster;
+            self.stats.session_refreshes += 1;
+            self.send(c, src, dst, buf[..n].to_vec());
+            return;
+        }
         let req = TargetRequest {
             group: *g,
             target: x.addr,
@@ -1152,19 +1218,16 @@ impl Sim {
                 self.cfg.target_lifetime_s
             },
             timestamp: wall,
-            nonce: mix64(x.addr.ip.to_bits() as u64 ^ (x.nonce << 32) ^ self.cfg.seed),
+            nonce,
         };
         let msg = match kind {
             0 => Message::Join(req),
             1 => Message::Refresh(req),
             _ => Message::Leave(req),
         };
-        let mut buf = [0u8; MAX_DATAGRAM];
         let Ok(n) = sign_target_request(key, &msg, &mut buf) else {
             return;
         };
-        let src = SocketAddrV4::new(x.addr.ip, 40_000);
-        let dst = SocketAddrV4::new(g.ip(), DEFAULT_CONTROL_PORT);
         let c = x.cluster;
         self.send(c, src, dst, buf[..n].to_vec());
     }

@@ -75,6 +75,25 @@ impl TargetRequest {
     }
 }
 
+/// A session credential (PROTOCOL.md §5.6): what a JAP grants with the
+/// ack of a signed join or refresh, so that the target's following
+/// refreshes are authenticated by a MAC under `key` ([`SessionRefresh`])
+/// instead of a signature. `id` names the session at this JAP; it is
+/// valid until `expires` (Unix seconds), or until the JAP drops the target.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SessionGrant {
+    /// The session's id at the JAP, never 0.
+    pub id: u64,
+    /// When the session ends (Unix seconds); after it only a signed
+    /// request is accepted.
+    pub expires: UnixTime,
+    /// The key of the session's MACs.
+    pub key: [u8; SESSION_KEY_LEN],
+}
+
+/// Length of a session key.
+pub const SESSION_KEY_LEN: usize = 16;
+
 /// JAP → target: the request with this nonce was accepted.
 ///
 /// Not authenticated (the target holds no proxy key); it is bound to the
@@ -82,8 +101,11 @@ impl TargetRequest {
 /// guess. A forged ack can only make a target believe it joined, which its
 /// next refresh corrects.
 ///
-/// Body (29 bytes): group (7), target (6), nonce (8), JAP (4), granted
-/// lifetime in seconds (4).
+/// Body (61 bytes): group (7), target (6), nonce (8), JAP (4), granted
+/// lifetime in seconds (4), session id (8), session expiry in Unix seconds
+/// (8), session key (16). A session id of 0 means no new session (acks of
+/// leaves and of session refreshes, or a JAP that grants none); its expiry
+/// and key are then 0.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct JoinAck {
     /// The request's group.
@@ -96,19 +118,38 @@ pub struct JoinAck {
     pub jap: ProxyId,
     /// Lifetime granted; refresh before it runs out.
     pub lifetime_s: u32,
+    /// A new session for MAC'd refreshes, if granted.
+    pub session: Option<SessionGrant>,
 }
 
 impl JoinAck {
     /// Body length.
-    pub const LEN: usize = GROUP_ADDR_LEN + TARGET_ADDR_LEN + 8 + 4 + 4;
+    pub const LEN: usize = GROUP_ADDR_LEN + TARGET_ADDR_LEN + 8 + 4 + 4 + 8 + 8 + SESSION_KEY_LEN;
 
     pub(crate) fn parse(r: &mut Reader<'_>) -> Result<Self, WireError> {
+        let group = parse_group_addr(r)?;
+        let target = parse_target_addr(r)?;
+        let nonce = r.u64()?;
+        let jap = ProxyId(r.u32()?);
+        let lifetime_s = r.u32()?;
+        let id = r.u64()?;
+        let expires = UnixTime(r.u64()?);
+        let key = r.array::<SESSION_KEY_LEN>()?;
+        let session = if id == 0 {
+            if expires.0 != 0 || key != [0; SESSION_KEY_LEN] {
+                return Err(WireError::BadField("session of id 0"));
+            }
+            None
+        } else {
+            Some(SessionGrant { id, expires, key })
+        };
         Ok(JoinAck {
-            group: parse_group_addr(r)?,
-            target: parse_target_addr(r)?,
-            nonce: r.u64()?,
-            jap: ProxyId(r.u32()?),
-            lifetime_s: r.u32()?,
+            group,
+            target,
+            nonce,
+            jap,
+            lifetime_s,
+            session,
         })
     }
 
@@ -117,6 +158,77 @@ impl JoinAck {
         emit_target_addr(w, &self.target)?;
         w.u64(self.nonce)?;
         w.u32(self.jap.0)?;
+        w.u32(self.lifetime_s)?;
+        match &self.session {
+            Some(s) if s.id == 0 => Err(EmitError::BadField("session id 0")),
+            Some(s) => {
+                w.u64(s.id)?;
+                w.u64(s.expires.0)?;
+                w.bytes(&s.key)
+            }
+            None => {
+                w.u64(0)?;
+                w.u64(0)?;
+                w.bytes(&[0; SESSION_KEY_LEN])
+            }
+        }
+    }
+}
+
+/// Target → its JAP: renew the soft state of a join under a session the
+/// JAP granted ([`SessionGrant`]), authenticated by a MAC with the
+/// session's key instead of a signature (PROTOCOL.md §5.6).
+///
+/// Body (41 bytes): group (7), target (6), session id (8), counter (8),
+/// nonce (8), lifetime in seconds (4). Trailer: HMAC-SHA256 tag, left 16
+/// bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SessionRefresh {
+    /// The group.
+    pub group: GroupAddr,
+    /// The target.
+    pub target: TargetAddr,
+    /// The session's id.
+    pub session: u64,
+    /// Strictly increasing within the session, from 1: a counter at or
+    /// below the last accepted one is a replay.
+    pub counter: u64,
+    /// Random per request, echoed in the reply (what binds the reply).
+    pub nonce: u64,
+    /// Soft-state lifetime asked for.
+    pub lifetime_s: u32,
+}
+
+impl SessionRefresh {
+    /// Body length.
+    pub const LEN: usize = GROUP_ADDR_LEN + TARGET_ADDR_LEN + 8 + 8 + 8 + 4;
+
+    pub(crate) fn parse(r: &mut Reader<'_>) -> Result<Self, WireError> {
+        let group = parse_group_addr(r)?;
+        let target = parse_target_addr(r)?;
+        let session = r.u64()?;
+        if session == 0 {
+            return Err(WireError::BadField("session id 0"));
+        }
+        Ok(SessionRefresh {
+            group,
+            target,
+            session,
+            counter: r.u64()?,
+            nonce: r.u64()?,
+            lifetime_s: r.u32()?,
+        })
+    }
+
+    pub(crate) fn emit(&self, w: &mut Writer<'_>) -> Result<(), EmitError> {
+        if self.session == 0 {
+            return Err(EmitError::BadField("session id 0"));
+        }
+        emit_group_addr(w, &self.group)?;
+        emit_target_addr(w, &self.target)?;
+        w.u64(self.session)?;
+        w.u64(self.counter)?;
+        w.u64(self.nonce)?;
         w.u32(self.lifetime_s)
     }
 }
@@ -142,6 +254,13 @@ pub enum NackReason {
     /// inside the anycast prefix, a proxy's address, or a port on a
     /// whole-IP group (wire 8).
     BadTarget,
+    /// A session refresh for a session this JAP does not hold (the target
+    /// left, expired, or routing moved it to another JAP): sign a join
+    /// (wire 9).
+    SessionUnknown,
+    /// A session refresh after the session's expiry: sign a refresh
+    /// (wire 10).
+    SessionExpired,
 }
 
 impl NackReason {
@@ -155,6 +274,8 @@ impl NackReason {
             6 => NackReason::Withdrawn,
             7 => NackReason::NotJoined,
             8 => NackReason::BadTarget,
+            9 => NackReason::SessionUnknown,
+            10 => NackReason::SessionExpired,
             _ => return Err(WireError::BadField("nack reason")),
         })
     }
@@ -169,6 +290,8 @@ impl NackReason {
             NackReason::Withdrawn => 6,
             NackReason::NotJoined => 7,
             NackReason::BadTarget => 8,
+            NackReason::SessionUnknown => 9,
+            NackReason::SessionExpired => 10,
         }
     }
 }

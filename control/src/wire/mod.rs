@@ -34,7 +34,9 @@ pub mod report;
 pub use group::{GroupRegister, GROUP_ADDR_LEN, GROUP_OPTIONS_LEN, TARGET_ADDR_LEN};
 pub use header::{KeyId, ProxyHeader, PREFIX_LEN, PROXY_HEADER_LEN};
 pub use japlist::{Invalidate, JapList, RapQuery};
-pub use join::{JoinAck, JoinNack, NackReason, TargetRequest};
+pub use join::{
+    JoinAck, JoinNack, NackReason, SessionGrant, SessionRefresh, TargetRequest, SESSION_KEY_LEN,
+};
 pub use membership::{Flood, FloodAck, Heartbeat, Hello, Lsa, LsaKey, ProxyState};
 pub use proximity::{RttAdvert, RttEntry, RttProbe, RttReply};
 pub use report::{JapAnnounce, Report, ReportAck, ReportAckEntry, ReportEntry};
@@ -157,6 +159,9 @@ pub enum AuthClass {
     GroupSigned,
     /// Operator to proxies: an Ed25519 signature by the operator's key.
     OperatorSigned,
+    /// Target to its JAP under a session the JAP granted: an HMAC-SHA256
+    /// tag with the session's key ([`crate::auth::session`]).
+    SessionMac,
     /// Proxy to target replies: no trailer; bound to the request by the
     /// echoed nonce (see PROTOCOL.md).
     Unauthenticated,
@@ -174,7 +179,7 @@ impl AuthClass {
     /// Bytes after the body.
     pub const fn trailer_len(self) -> usize {
         match self {
-            AuthClass::ProxyMac => MAC_TAG_LEN,
+            AuthClass::ProxyMac | AuthClass::SessionMac => MAC_TAG_LEN,
             AuthClass::GroupSigned | AuthClass::OperatorSigned => SIGNATURE_LEN,
             AuthClass::Unauthenticated => 0,
         }
@@ -245,6 +250,8 @@ message_types! {
     Refresh = 0x41, GroupSigned;
     /// Target → its JAP: leave a group.
     Leave = 0x42, GroupSigned;
+    /// Target → its JAP: renew the soft state under a session (MAC'd).
+    SessionRefresh = 0x43, SessionMac;
     /// JAP → target: join, refresh or leave accepted.
     JoinAck = 0x48, Unauthenticated;
     /// JAP → target: request refused, with the reason.
@@ -288,6 +295,8 @@ pub enum Message {
     Refresh(TargetRequest),
     /// A leave: see [`TargetRequest`].
     Leave(TargetRequest),
+    /// See [`SessionRefresh`].
+    SessionRefresh(SessionRefresh),
     /// See [`JoinAck`].
     JoinAck(JoinAck),
     /// See [`JoinNack`].
@@ -316,6 +325,7 @@ impl Message {
             Message::Join(_) => MessageType::Join,
             Message::Refresh(_) => MessageType::Refresh,
             Message::Leave(_) => MessageType::Leave,
+            Message::SessionRefresh(_) => MessageType::SessionRefresh,
             Message::JoinAck(_) => MessageType::JoinAck,
             Message::JoinNack(_) => MessageType::JoinNack,
             Message::GroupRegister(_) => MessageType::GroupRegister,
@@ -345,6 +355,7 @@ impl Message {
             MessageType::Join => Message::Join(TargetRequest::parse(&mut r, ty)?),
             MessageType::Refresh => Message::Refresh(TargetRequest::parse(&mut r, ty)?),
             MessageType::Leave => Message::Leave(TargetRequest::parse(&mut r, ty)?),
+            MessageType::SessionRefresh => Message::SessionRefresh(SessionRefresh::parse(&mut r)?),
             MessageType::JoinAck => Message::JoinAck(JoinAck::parse(&mut r)?),
             MessageType::JoinNack => Message::JoinNack(JoinNack::parse(&mut r)?),
             MessageType::GroupRegister => Message::GroupRegister(GroupRegister::parse(&mut r)?),
@@ -370,6 +381,7 @@ impl Message {
             Message::RapQuery(_) => RapQuery::LEN,
             Message::JapAnnounce(m) => m.body_len(),
             Message::Join(_) | Message::Refresh(_) | Message::Leave(_) => TargetRequest::LEN,
+            Message::SessionRefresh(_) => SessionRefresh::LEN,
             Message::JoinAck(_) => JoinAck::LEN,
             Message::JoinNack(_) => JoinNack::LEN,
             Message::GroupRegister(_) => GroupRegister::LEN,
@@ -400,6 +412,7 @@ impl Message {
             Message::Join(m) => m.emit(w, MessageType::Join),
             Message::Refresh(m) => m.emit(w, MessageType::Refresh),
             Message::Leave(m) => m.emit(w, MessageType::Leave),
+            Message::SessionRefresh(m) => m.emit(w),
             Message::JoinAck(m) => m.emit(w),
             Message::JoinNack(m) => m.emit(w),
             Message::GroupRegister(m) => m.emit(w),

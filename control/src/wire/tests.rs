@@ -213,20 +213,53 @@ pub(crate) mod strategies {
             Just(NackReason::Withdrawn),
             Just(NackReason::NotJoined),
             Just(NackReason::BadTarget),
+            Just(NackReason::SessionUnknown),
+            Just(NackReason::SessionExpired),
         ];
         prop_oneof![
             target_request(false).prop_map(Message::Join),
             target_request(false).prop_map(Message::Refresh),
             target_request(true).prop_map(Message::Leave),
-            (group(), target(), any::<u64>(), any::<u32>(), any::<u32>()).prop_map(
-                |(group, target, nonce, j, lifetime_s)| Message::JoinAck(JoinAck {
-                    group,
-                    target,
-                    nonce,
-                    jap: ProxyId(j),
-                    lifetime_s
-                })
-            ),
+            (
+                group(),
+                target(),
+                any::<u64>(),
+                any::<u32>(),
+                any::<u32>(),
+                proptest::option::of((1..=u64::MAX, any::<u64>(), any::<[u8; 16]>()))
+            )
+                .prop_map(|(group, target, nonce, j, lifetime_s, session)| {
+                    Message::JoinAck(JoinAck {
+                        group,
+                        target,
+                        nonce,
+                        jap: ProxyId(j),
+                        lifetime_s,
+                        session: session.map(|(id, e, key)| SessionGrant {
+                            id,
+                            expires: UnixTime(e),
+                            key,
+                        }),
+                    })
+                }),
+            (
+                group(),
+                target(),
+                1..=u64::MAX,
+                any::<u64>(),
+                any::<u64>(),
+                any::<u32>()
+            )
+                .prop_map(|(group, target, session, counter, nonce, lifetime_s)| {
+                    Message::SessionRefresh(SessionRefresh {
+                        group,
+                        target,
+                        session,
+                        counter,
+                        nonce,
+                        lifetime_s,
+                    })
+                }),
             (group(), target(), any::<u64>(), nack).prop_map(|(group, target, nonce, reason)| {
                 Message::JoinNack(JoinNack {
                     group,
@@ -422,7 +455,12 @@ fn jap_announce_literal() {
 
 #[test]
 fn nack_reasons_roundtrip() {
-    for (v, r) in [(7u8, NackReason::NotJoined), (8, NackReason::BadTarget)] {
+    for (v, r) in [
+        (7u8, NackReason::NotJoined),
+        (8, NackReason::BadTarget),
+        (9, NackReason::SessionUnknown),
+        (10, NackReason::SessionExpired),
+    ] {
         let mut body = vec![198, 51, 100, 10, 0, 53, 17, 203, 0, 113, 5, 0, 53];
         body.extend_from_slice(&[0; 8]);
         body.push(v);
@@ -433,7 +471,7 @@ fn nack_reasons_roundtrip() {
     }
     let mut body = vec![198, 51, 100, 10, 0, 53, 17, 203, 0, 113, 5, 0, 53];
     body.extend_from_slice(&[0; 8]);
-    body.push(9);
+    body.push(11);
     assert!(Message::parse_body(MessageType::JoinNack, &body).is_err());
 }
 
