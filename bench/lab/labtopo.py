@@ -304,6 +304,10 @@ def dynamic_pias(t, h, work):
             "heartbeat_ms": 200,
             "dead_multiplier": 5,
             "probe_interval_s": 1,
+            "probe_retry_ms": 300,
+            # A client moved to a cold IAP whose nearest RAP died with the
+            # old IAP: another RAP is asked after this long.
+            "query_delay_ms": 250,
         },
         "groups": groups,
     }

@@ -20,7 +20,10 @@
 //!   to a RAP, which answers with a list by itself. If no list arrived
 //!   within `query_delay` the IAP asks explicitly, then every
 //!   `query_retry`, `query_attempts` times at most (so a lost answer is
-//!   repaired and a dead RAP does not cost more than that); at most one
+//!   repaired and a dead RAP does not cost more than that), each query to
+//!   the next RAP by distance after the one before (the first one not to
+//!   the RAP the miss went to), so a RAP that died silently costs one
+//!   retry, not the overlay's detection time; at most one
 //!   query in flight per group, at most `max_pending` groups waiting. An
 //!   empty answer suppresses queries for the group for `negative_ttl`.
 
@@ -330,14 +333,16 @@ impl Iap {
                 self.counters.gave_up += 1;
                 continue;
             }
-            // The RAP the miss went to, while it is still a RAP of g.
-            if !view.raps(&g).contains(&p.rap) {
-                match nearest_rap(view, &g) {
-                    Some(r) => p.rap = r,
-                    None => {
-                        self.pending.remove(&g);
-                        continue;
-                    }
+            // Each query goes to the next RAP by distance after the one
+            // the miss (or the last query) went to: the explicit query is
+            // the fallback for a RAP that did not answer, and that RAP may
+            // be dead (e.g. it died with the IAP whose clients routing just
+            // moved here) until the overlay notices.
+            match rap_after(view, &g, p.rap) {
+                Some(r) => p.rap = r,
+                None => {
+                    self.pending.remove(&g);
+                    continue;
                 }
             }
             p.attempts += 1;
@@ -356,19 +361,37 @@ impl Iap {
 /// The group's RAP nearest this proxy's cluster (seed §3.2), by the view's
 /// RTT matrix; ties and unknown RTTs by rank.
 pub fn nearest_rap(view: &impl View, g: &GroupAddr) -> Option<ProxyId> {
+    raps_by_distance(view, g).first().copied()
+}
+
+/// The group's RAPs, nearest first (ties and unknown RTTs by rank).
+fn raps_by_distance(view: &impl View, g: &GroupAddr) -> Vec<ProxyId> {
     let t = view.tables();
     let mine = view.proxy(view.me()).map(|p| p.cluster);
-    view.raps(g)
+    let mut v: Vec<(u32, usize, ProxyId)> = view
+        .raps(g)
         .iter()
         .enumerate()
-        .min_by_key(|&(rank, &r)| {
+        .map(|(rank, &r)| {
             let d = match (mine, view.proxy(r)) {
                 (Some(a), Some(p)) => t.rtt_us(a, p.cluster).unwrap_or(u32::MAX),
                 _ => u32::MAX,
             };
-            (d, rank)
+            (d, rank, r)
         })
-        .map(|(_, &r)| r)
+        .collect();
+    v.sort_unstable();
+    v.into_iter().map(|(_, _, r)| r).collect()
+}
+
+/// The RAP after `prev` in distance order, cyclically (the nearest when
+/// `prev` is no longer a RAP of `g`; `prev` itself when it is the only one).
+fn rap_after(view: &impl View, g: &GroupAddr, prev: ProxyId) -> Option<ProxyId> {
+    let v = raps_by_distance(view, g);
+    match v.iter().position(|&r| r == prev) {
+        Some(i) => v.get((i + 1) % v.len()).copied(),
+        None => v.first().copied(),
+    }
 }
 
 #[cfg(test)]

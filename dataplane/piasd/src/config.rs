@@ -173,6 +173,10 @@ pub mod raw {
         /// Failed probes in a row that make a target dead.
         #[serde(default)]
         pub probe_dead_after: Option<u8>,
+        /// Milliseconds an IAP waits for a RAP's JAP list after a miss
+        /// before it queries another RAP.
+        #[serde(default)]
+        pub query_delay_ms: Option<u64>,
         /// Operator's Ed25519 public key (hex): group registrations signed
         /// by it are accepted over the network.
         #[serde(default)]
@@ -512,6 +516,8 @@ pub struct ControlPlaneConfig {
     pub probe_retry_ms: u64,
     /// Failures in a row before a target is dead.
     pub probe_dead_after: u8,
+    /// IAP: wait for a list this long before querying another RAP.
+    pub query_delay_ms: u64,
     /// Operator key for network registrations.
     pub operator_key: Option<[u8; 32]>,
     /// Groups registered from this file.
@@ -1090,6 +1096,10 @@ fn control_from_raw(file: &Path, raw: &raw::Pias, c: &raw::Control, state: &Stat
     if !(1..=20).contains(&dead_after) {
         return Err(bad("pias.control.probe_dead_after", "1..=20 failed probes", &dead_after));
     }
+    let query_delay = c.query_delay_ms.unwrap_or(500);
+    if !(50..=10_000).contains(&query_delay) {
+        return Err(bad("pias.control.query_delay_ms", "50..=10000 milliseconds", &query_delay));
+    }
     let operator_key = match &c.operator_key {
         Some(k) => Some(parse_key32(k).ok_or_else(|| bad("pias.control.operator_key", "an Ed25519 public key as 64 hex digits", k))?),
         None => None,
@@ -1123,6 +1133,7 @@ fn control_from_raw(file: &Path, raw: &raw::Pias, c: &raw::Control, state: &Stat
         probe_interval_s: probe,
         probe_retry_ms: retry,
         probe_dead_after: dead_after,
+        query_delay_ms: query_delay,
         operator_key,
         groups,
     })

@@ -207,6 +207,7 @@ impl Plane {
         pc.jap.probe_interval = Duration::from_secs(cfg.probe_interval_s);
         pc.jap.retry_interval = Duration::from_millis(cfg.probe_retry_ms);
         pc.jap.dead_after = cfg.probe_dead_after;
+        pc.iap.query_delay = Duration::from_millis(cfg.query_delay_ms);
         // A probe answered later than the next retry is as good as lost.
         pc.jap.probe_timeout = pc.jap.probe_timeout.min(pc.jap.retry_interval.max(Duration::from_millis(200)));
         if let Some(k) = cfg.operator_key {
