@@ -57,7 +57,7 @@ BOOT_S=${PIAS_QEMU_BOOT_S:-300}
 
 lab_require_root
 for c in "ip iproute2" "python3 python3" "ping iputils-ping" "arping iputils-arping" "ethtool ethtool" \
-         "qemu-system-x86_64 qemu-system-x86" "debootstrap debootstrap" "flock util-linux" "sha256sum coreutils"; do
+         "qemu-system-x86_64 qemu-system-x86" "debootstrap debootstrap" "flock util-linux" "timeout coreutils"; do
   need $c
 done
 [ -x "$PIASD" ] || die "piasd not built at $PIASD (cargo build --release -p piasd)"
@@ -86,22 +86,40 @@ exec /bin/sh /mnt/pias/guest-init.sh'
 key=$(printf '%s\n' "v1" "$SUITE" "$MIRROR" "$PKGS" "$INITRD_MODULES" "$STUB" | sha256sum | cut -c1-16)
 img=$CACHE/$SUITE-$key
 
+# A half-built image from a killed run may still have proc or sys mounted
+# inside (debootstrap mounts them): unmount before removing it.
+build_pid=
+drop_build() {
+  local m
+  [ -n "$build_pid" ] && kill -TERM -- -"$build_pid" 2>/dev/null && sleep 1
+  for m in $(awk -v d="$1/" 'index($2, d) == 1 {print $2}' /proc/mounts | sort -r); do umount -l "$m" 2>/dev/null; done
+  rm -rf "$1" "$1.log"
+}
 build_image() {
-  local tmp=$CACHE/.build-$key-$$
-  rm -rf "$tmp"; mkdir -p "$tmp"
+  local old; tmp=$CACHE/.build-$key-$$
+  for old in "$CACHE"/.build-*; do [ -d "$old" ] && drop_build "$old"; done
+  mkdir -p "$tmp"
+  trap 'drop_build "$tmp"' EXIT
   say "guest image: debootstrap $SUITE into $img (first run only; a few minutes)"
-  if ! debootstrap --variant=minbase --include="$PKGS" "$SUITE" "$tmp" "$MIRROR" >"$tmp.log" 2>&1; then
-    tail -20 "$tmp.log" >&2; rm -rf "$tmp"; die "debootstrap $SUITE from $MIRROR failed (log above)"
+  # In its own process group, waited for in the background: debootstrap
+  # sits through SIGINT, and Ctrl-C must stop the build now.
+  setsid timeout 1800 debootstrap --variant=minbase --include="$PKGS" "$SUITE" "$tmp" "$MIRROR" >"$tmp.log" 2>&1 &
+  build_pid=$!
+  if ! wait $build_pid; then
+    tail -20 "$tmp.log" >&2; die "debootstrap $SUITE from $MIRROR failed or ran past 30 min (log above)"
   fi
+  build_pid=
   printf '%s\n' $INITRD_MODULES >> "$tmp/etc/initramfs-tools/modules"
-  chroot "$tmp" update-initramfs -u -k all >>"$tmp.log" 2>&1 || { tail -20 "$tmp.log" >&2; rm -rf "$tmp"; die "update-initramfs in the guest image failed"; }
+  timeout 600 chroot "$tmp" update-initramfs -u -k all >>"$tmp.log" 2>&1 || { tail -20 "$tmp.log" >&2; die "update-initramfs in the guest image failed"; }
   printf '%s\n' "$STUB" > "$tmp/sbin/pias-init"; chmod 755 "$tmp/sbin/pias-init"
   mkdir -p "$tmp/mnt/pias"
   rm -rf "$tmp/var/cache/apt/archives/"*.deb
   mv "$tmp.log" "$tmp/debootstrap-build.log"
   mv "$tmp" "$img"
+  trap - EXIT
 }
 mkdir -p "$CACHE" || die "cannot create $CACHE"
+trap 'exit 130' INT TERM
 exec 9>"$CACHE/.lock"
 flock -w 900 9 || die "another run has held $CACHE/.lock for 15 minutes"
 if [ -n "${PIAS_QEMU_IMAGE:-}" ]; then
