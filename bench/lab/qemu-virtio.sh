@@ -103,14 +103,17 @@ build_image() {
   say "guest image: debootstrap $SUITE into $img (first run only; a few minutes)"
   # In its own process group, waited for in the background: debootstrap
   # sits through SIGINT, and Ctrl-C must stop the build now.
-  setsid timeout 1800 debootstrap --variant=minbase --include="$PKGS" "$SUITE" "$tmp" "$MIRROR" >"$tmp.log" 2>&1 &
+  setsid timeout 1800 debootstrap --variant=minbase --include="$PKGS" "$SUITE" "$tmp" "$MIRROR" >"$tmp.log" 2>&1 9>&- &
   build_pid=$!
   if ! wait $build_pid; then
     tail -20 "$tmp.log" >&2; die "debootstrap $SUITE from $MIRROR failed or ran past 30 min (log above)"
   fi
   build_pid=
   printf '%s\n' $INITRD_MODULES >> "$tmp/etc/initramfs-tools/modules"
-  timeout 600 chroot "$tmp" update-initramfs -u -k all >>"$tmp.log" 2>&1 || { tail -20 "$tmp.log" >&2; die "update-initramfs in the guest image failed"; }
+  setsid timeout 600 chroot "$tmp" update-initramfs -u -k all >>"$tmp.log" 2>&1 9>&- &
+  build_pid=$!
+  wait $build_pid || { tail -20 "$tmp.log" >&2; die "update-initramfs in the guest image failed"; }
+  build_pid=
   printf '%s\n' "$STUB" > "$tmp/sbin/pias-init"; chmod 755 "$tmp/sbin/pias-init"
   mkdir -p "$tmp/mnt/pias"
   rm -rf "$tmp/var/cache/apt/archives/"*.deb
@@ -132,7 +135,7 @@ elif [ ! -e "$img/sbin/pias-init" ]; then
 else
   say "guest image: cached at $img"
 fi
-flock -u 9
+flock -u 9; exec 9>&-
 kernel=$(ls "$img"/boot/vmlinuz-* 2>/dev/null | sort -V | tail -1)
 initrd=$(ls "$img"/boot/initrd.img-* 2>/dev/null | sort -V | tail -1)
 [ -n "$kernel" ] && [ -n "$initrd" ] || die "no kernel or initrd in $img/boot (remove $img to rebuild)"
