@@ -13,6 +13,11 @@ PKGS=(
   python3 python3-scapy netcat-openbsd curl ca-certificates   # traffic and packet crafting
   valgrind                          # callgrind instruction counts (bench)
 )
+# The QEMU lab (bench/lab/qemu-virtio.sh) is opt-in: its tools only with
+# PIAS_QEMU=1, so CI installs and runs nothing of it.
+if [ "${PIAS_QEMU:-0}" = 1 ]; then
+  PKGS+=(qemu-system-x86 debootstrap)
+fi
 
 missing=()
 for p in "${PKGS[@]}"; do
