@@ -11,8 +11,9 @@
 # kernel is built without CONFIG_VFIO_NOIOMMU, so vfio-pci cannot take the
 # NIC. The virtio PMD on a PCI device DMAs to physical addresses: EAL runs
 # with hugepages (hugepages=256 on the guest's command line) and IOVA as PA
-# (with --no-huge, EAL has no physical addresses in PA mode and the PMD
-# cannot set up its rings).
+# (with --no-huge, EAL finds no physical addresses, picks IOVA as VA, and
+# the PCI bus refuses the device: "Expecting 'PA' IOVA mode but current mode
+# is 'VA', not initializing").
 #
 # The guest is Debian 12 from debootstrap (its own kernel and initramfs,
 # DPDK's runtime libraries from Debian), cached under $PIAS_QEMU_CACHE keyed
@@ -196,7 +197,9 @@ export PATH=/usr/sbin:/usr/bin:/sbin:/bin
 S=/mnt/pias BDF=$BDF DRIVER=$DRIVER
 log() { echo "guest: \$*" > /dev/console; echo "guest: \$*" >> \$S/guest.log; }
 off() { sync; echo o > /proc/sysrq-trigger; sleep 5; }
-mount -t proc proc /proc; mount -t sysfs sys /sys
+# The initramfs hands over /proc, /sys and /dev mounted; /run is ours.
+mountpoint -q /proc || mount -t proc proc /proc
+mountpoint -q /sys || mount -t sysfs sys /sys
 mount -t tmpfs tmpfs /run; mount -t tmpfs tmpfs /tmp
 mkdir -p /dev/hugepages && mount -t hugetlbfs nodev /dev/hugepages
 log "kernel \$(uname -r), \$(nproc) cpus, \$(grep MemTotal /proc/meminfo | tr -s ' ')"
