@@ -1,19 +1,24 @@
 #!/usr/bin/env bash
 # The QEMU lab (issue 6, item 5, second variant; opt-in): piasd inside a QEMU
-# guest whose virtio-net NIC is bound to DPDK (vfio-pci in no-IOMMU mode, or
-# uio_pci_generic) and driven by DPDK's virtio PMD, the path a VM's NIC
+# guest whose virtio-net NIC is bound to DPDK (uio_pci_generic, or vfio-pci
+# behind a virtual IOMMU) and driven by DPDK's virtio PMD, the path a VM's NIC
 # takes. A client in a host namespace, on the same bridge as the guest's tap,
 # pings and arpings piasd's unicast and anycast addresses and opens a TCP
 # connection to a listener on the guest kernel through piasd's exception tap;
 # then piasd gets SIGTERM and must exit 0 with every mbuf back in the pool.
 #
-# uio_pci_generic, not vfio-pci: the guest has no IOMMU and Debian 12's
-# kernel is built without CONFIG_VFIO_NOIOMMU, so vfio-pci cannot take the
-# NIC. The virtio PMD on a PCI device DMAs to physical addresses: EAL runs
-# with hugepages (hugepages=256 on the guest's command line) and IOVA as PA
-# (with --no-huge, EAL finds no physical addresses, picks IOVA as VA, and
-# the PCI bus refuses the device: "Expecting 'PA' IOVA mode but current mode
-# is 'VA', not initializing").
+# Two ways to hand the NIC to DPDK (PIAS_QEMU_DRIVER), both seen working:
+# - uio_pci_generic (default): no IOMMU in the guest (machine pc, a
+#   transitional virtio-net). The device DMAs to guest-physical addresses,
+#   so EAL runs with hugepages (hugepages=256 on the guest's command line)
+#   and IOVA as PA. With --no-huge EAL finds no physical addresses, picks
+#   IOVA as VA, and the PCI bus refuses the device ("Expecting 'PA' IOVA
+#   mode but current mode is 'VA', not initializing").
+# - vfio-pci: the guest gets a virtual IOMMU (machine q35, intel-iommu,
+#   intel_iommu=on, a modern virtio-net with iommu_platform=on); EAL picks
+#   IOVA as VA and runs with --no-huge, as on a cloud VM with a vIOMMU.
+#   vfio-pci without an IOMMU (enable_unsafe_noiommu_mode) is not an
+#   option: Debian 12's kernel is built without CONFIG_VFIO_NOIOMMU.
 #
 # The guest is Debian 12 from debootstrap (its own kernel and initramfs,
 # DPDK's runtime libraries from Debian), cached under $PIAS_QEMU_CACHE keyed
@@ -28,8 +33,7 @@
 # Env: PIAS_QEMU=1 (run), PIASD, PIASCTL (binaries; default target/release),
 # LAB_PREFIX (default pqemu), PIAS_QEMU_CACHE (default /var/cache/pias-qemu),
 # PIAS_QEMU_MIRROR (default http://deb.debian.org/debian), PIAS_QEMU_DRIVER
-# (uio_pci_generic, the default; vfio-pci needs a guest kernel with
-# CONFIG_VFIO_NOIOMMU, which Debian's lacks), PIAS_QEMU_ACCEL (tcg, the
+# (uio_pci_generic, the default, or vfio-pci behind a virtual IOMMU), PIAS_QEMU_ACCEL (tcg, the
 # default; kvm, or kvm:tcg to fall back when KVM cannot start; on hosts
 # whose /dev/kvm opens without VMX the guest hangs at boot under kvm),
 # PIAS_QEMU_BOOT_S (how
@@ -166,16 +170,22 @@ lab_no_offload cl pqc0
 
 # ---------------------------------------------------------------- guest files
 cp "$PIASD" "$PIASCTL" "$work/"
+if [ "$DRIVER" = vfio-pci ]; then
+  eal_mem="  no_huge: true
+  extra: [\"--iova-mode=va\"]"
+else
+  eal_mem="  extra: [\"--iova-mode=pa\"]"
+fi
 cat > "$work/piasd.yaml" <<EOF
 # piasd in the QEMU guest: its port is the virtio-net NIC at $BDF, bound to
-# $DRIVER and driven by DPDK's virtio PMD. Hugepages, IOVA as PA: the
-# virtio device DMAs to guest-physical addresses and there is no IOMMU.
+# $DRIVER and driven by DPDK's virtio PMD (uio_pci_generic: no IOMMU,
+# hugepages and IOVA as PA; vfio-pci: a virtual IOMMU, --no-huge, IOVA as VA).
 eal:
   lcores: "0@0,1@1"
   memory_mb: 256
   file_prefix: ${LAB_PREFIX}
   allow: ["$BDF"]
-  extra: ["--iova-mode=pa"]
+$eal_mem
 workers: 1
 idle_sleep_us: 50
 ports:
@@ -207,7 +217,7 @@ log "hugepages: \$(cat /proc/sys/vm/nr_hugepages) x 2 MiB"
 ip link set lo up
 modprobe tun || log "modprobe tun failed"
 case \$DRIVER in
-  vfio-pci) modprobe vfio enable_unsafe_noiommu_mode=1 && modprobe vfio-pci || { log "modprobe vfio-pci failed"; off; } ;;
+  vfio-pci) modprobe vfio-pci || { log "modprobe vfio-pci failed"; off; } ;;
   uio_pci_generic) modprobe uio_pci_generic || { log "modprobe uio_pci_generic failed"; off; } ;;
 esac
 d=/sys/bus/pci/devices/\$BDF
@@ -247,19 +257,28 @@ accel_args=()
 IFS=: read -ra accs <<< "$ACCEL"
 for a in "${accs[@]}"; do accel_args+=(-accel "$a"); done
 cpu=max
+if [ "$DRIVER" = vfio-pci ]; then
+  machine=(-machine q35 -device intel-iommu,caching-mode=on)
+  nic=virtio-net-pci,netdev=n0,mac=$MAC,addr=0x4,disable-legacy=on,iommu_platform=on
+  iommu=intel_iommu=on
+else
+  machine=(-machine pc)
+  nic=virtio-net-pci,netdev=n0,mac=$MAC,bus=pci.0,addr=0x4
+  iommu=
+fi
 say "boot the guest (qemu -accel ${ACCEL//:/ then }, NIC virtio-net-pci at $BDF, $MAC)"
 tboot=$SECONDS
 ip netns exec "${LAB_PREFIX}-br" qemu-system-x86_64 \
-  "${accel_args[@]}" -cpu $cpu -smp 2 -m 1024 -machine pc \
+  "${accel_args[@]}" -cpu $cpu -smp 2 -m 1024 "${machine[@]}" \
   -display none -nodefaults -no-reboot -serial "file:$work/console.log" \
   -kernel "$kernel" -initrd "$initrd" \
-  -append "root=rootfs rootfstype=9p rootflags=trans=virtio,version=9p2000.L,msize=262144 ro init=/sbin/pias-init console=ttyS0 hugepages=256 panic=-1 quiet loglevel=4" \
+  -append "root=rootfs rootfstype=9p rootflags=trans=virtio,version=9p2000.L,msize=262144 ro init=/sbin/pias-init console=ttyS0 $iommu hugepages=256 panic=-1 quiet loglevel=4" \
   -fsdev local,id=rootfs,path="$img",security_model=none,readonly=on \
   -device virtio-9p-pci,fsdev=rootfs,mount_tag=rootfs \
   -fsdev local,id=pias,path="$work",security_model=none \
   -device virtio-9p-pci,fsdev=pias,mount_tag=pias \
   -netdev tap,id=n0,ifname=pqt0,script=no,downscript=no \
-  -device virtio-net-pci,netdev=n0,mac=$MAC,bus=pci.0,addr=0x4 \
+  -device "$nic" \
   >"$work/qemu.log" 2>&1 &
 qemu_pid=$!
 LAB_PIDS+=("$qemu_pid")
@@ -276,6 +295,7 @@ if ! wait_for "$BOOT_S" "the guest to boot and start piasd" guest_up || [ ! -e "
 fi
 say "guest up, piasd running: $((SECONDS - tboot)) s after qemu started"
 cat "$work/guest.log"
+grep -E "IOVA|Probe PCI" "$work/piasd.log"
 
 # ---------------------------------------------------------------- traffic
 check_ping() {
