@@ -14,6 +14,11 @@ PKGS=(
   valgrind                          # callgrind instruction counts (bench)
   bird2 nginx-light unbound iperf3 dnsutils python3-yaml   # the anycast lab (bench/lab/anycast.sh)
 )
+# The QEMU lab (bench/lab/qemu-virtio.sh) is opt-in: its tools only with
+# PIAS_QEMU=1, so CI installs and runs nothing of it.
+if [ "${PIAS_QEMU:-0}" = 1 ]; then
+  PKGS+=(qemu-system-x86 debootstrap)
+fi
 
 missing=()
 for p in "${PKGS[@]}"; do

@@ -57,3 +57,15 @@ fn pias_control_lab() {
 fn pias_failover_lab() {
     run_lab("pias-failover.sh", "pias-t6", &[]);
 }
+
+/// piasd inside a QEMU guest on a virtio-net NIC bound to DPDK (the path a
+/// VM's NIC takes). Opt-in with PIAS_QEMU=1: it builds a Debian guest image
+/// with debootstrap on its first run and boots it under software emulation.
+#[test]
+fn qemu_virtio_lab() {
+    if std::env::var("PIAS_QEMU").as_deref() != Ok("1") {
+        eprintln!("SKIPPED lab test qemu-virtio.sh: opt-in, set PIAS_QEMU=1");
+        return;
+    }
+    run_lab("qemu-virtio.sh", "pias-t7", &[]);
+}
