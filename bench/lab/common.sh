@@ -105,3 +105,43 @@ lab_dpdk_port() {
 lab_no_offload() {
   ip netns exec "${LAB_PREFIX}-$1" ethtool -K "$2" tx off >/dev/null 2>&1 || die "ethtool -K $2 tx off failed"
 }
+
+# lab_work: a work directory removed with the lab on exit, failure or
+# Ctrl-C; clears what a killed run with this prefix left. Sets $work.
+lab_work() {
+  work=$(mktemp -d /tmp/${LAB_PREFIX}.XXXXXX)
+  trap 'lab_teardown; rm -rf "$work"' EXIT
+  trap 'exit 130' INT TERM
+  lab_clean_stale
+}
+
+# lab_router: namespace rt routing between the proxies' LAN (bridge brpx,
+# 192.0.2.1/24) and the clients' and targets' LAN (bridge brex,
+# 203.0.113.1/24). Sets $RT.
+lab_router() {
+  lab_ns rt >/dev/null
+  RT=${LAB_PREFIX}-rt
+  ip netns exec $RT sysctl -qw net.ipv4.ip_forward=1
+  ip -n $RT link add name brpx type bridge; ip -n $RT link set brpx up
+  ip -n $RT link add name brex type bridge; ip -n $RT link set brex up
+  ip -n $RT addr add 192.0.2.1/24 dev brpx
+  ip -n $RT addr add 203.0.113.1/24 dev brex
+}
+
+# lab_proxy_host NAME: a proxy namespace whose px0 (a DPDK af_packet port)
+# sits on brpx.
+lab_proxy_host() {
+  lab_ns "$1" >/dev/null
+  lab_veth "$1" px0 rt "v$1"
+  ip -n "${LAB_PREFIX}-rt" link set "v$1" master brpx
+  lab_no_offload rt "v$1"
+  lab_dpdk_port "$1" px0
+}
+
+# lab_edge_host NAME IFACE ADDR: a client or target namespace on brex.
+lab_edge_host() {
+  lab_ns "$1" >/dev/null
+  lab_veth "$1" "$2" rt "v$1"; ip -n "${LAB_PREFIX}-rt" link set "v$1" master brex
+  in_ns "$1" ip addr add "$3/24" dev "$2"; in_ns "$1" ip route add default via 203.0.113.1
+  lab_no_offload "$1" "$2"
+}

@@ -44,35 +44,14 @@ for c in "ip iproute2" "ethtool ethtool" "python3 python3"; do need $c; done
 [ -x "$PIASD" ] || die "piasd not built at $PIASD"
 [ -x "$PIAS_TARGET" ] || die "pias-target not built at $PIAS_TARGET"
 
-work=$(mktemp -d /tmp/${LAB_PREFIX}.XXXXXX)
-cleanup() { lab_teardown; rm -rf "$work"; }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-lab_clean_stale
+lab_work
 
 say "lab: router, client, two targets, proxies A B C (control plane on)"
-for n in rt cl t1 t2 a b c; do lab_ns $n >/dev/null; done
-RT=${LAB_PREFIX}-rt
-ip netns exec $RT sysctl -qw net.ipv4.ip_forward=1
-ip -n $RT link add name brpx type bridge; ip -n $RT link set brpx up
-ip -n $RT link add name brex type bridge; ip -n $RT link set brex up
-ip -n $RT addr add 192.0.2.1/24 dev brpx
-ip -n $RT addr add 203.0.113.1/24 dev brex
-for p in a b c; do
-  lab_veth $p px0 rt v$p
-  ip -n $RT link set v$p master brpx
-  lab_no_offload rt v$p
-  lab_dpdk_port $p px0
-done
+lab_router
+for p in a b c; do lab_proxy_host $p; done
 declare -A TADDR=([t1]=203.0.113.5 [t2]=203.0.113.6)
-lab_veth cl cl0 rt vcl; ip -n $RT link set vcl master brex
-in_ns cl ip addr add 203.0.113.100/24 dev cl0; in_ns cl ip route add default via 203.0.113.1
-lab_no_offload cl cl0
-for t in t1 t2; do
-  lab_veth $t eth0 rt v$t; ip -n $RT link set v$t master brex
-  in_ns $t ip addr add ${TADDR[$t]}/24 dev eth0; in_ns $t ip route add default via 203.0.113.1
-  lab_no_offload $t eth0
-done
+lab_edge_host cl cl0 203.0.113.100
+for t in t1 t2; do lab_edge_host $t eth0 ${TADDR[$t]}; done
 ip -n $RT route add 198.51.100.0/24 via 192.0.2.10
 ip -n $RT rule add from 203.0.113.5 to 198.51.100.0/24 lookup 101
 ip -n $RT route add 198.51.100.0/24 via 192.0.2.11 table 101

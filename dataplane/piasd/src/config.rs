@@ -1072,34 +1072,29 @@ fn control_from_raw(file: &Path, raw: &raw::Pias, c: &raw::Control, state: &Stat
     if !raw.rtt.is_empty() {
         return Err(bad("pias.rtt", "no static RTTs with pias.control (the control plane measures them)", &format!("{} entries", raw.rtt.len())));
     }
-    let raps = c.raps_per_group.unwrap_or(3);
-    if !(1..=8).contains(&raps) {
-        return Err(bad("pias.control.raps_per_group", "1..=8", &raps));
+    // A setting with a default and an allowed range: (key, unit).
+    fn ranged<T: Copy + PartialOrd + fmt::Display>(
+        v: Option<T>,
+        default: T,
+        range: core::ops::RangeInclusive<T>,
+        key: &str,
+        unit: &str,
+        bad: &dyn Fn(&str, &str, &dyn fmt::Display) -> ConfigError,
+    ) -> Result<T, ConfigError> {
+        let v = v.unwrap_or(default);
+        if range.contains(&v) {
+            Ok(v)
+        } else {
+            Err(bad(&format!("pias.control.{key}"), &format!("{}..={} {unit}", range.start(), range.end()), &v))
+        }
     }
-    let hb = c.heartbeat_ms.unwrap_or(1000);
-    if !(10..=60_000).contains(&hb) {
-        return Err(bad("pias.control.heartbeat_ms", "10..=60000 milliseconds", &hb));
-    }
-    let dead = c.dead_multiplier.unwrap_or(3);
-    if !(2..=100).contains(&dead) {
-        return Err(bad("pias.control.dead_multiplier", "2..=100 heartbeats", &dead));
-    }
-    let probe = c.probe_interval_s.unwrap_or(10);
-    if !(1..=3600).contains(&probe) {
-        return Err(bad("pias.control.probe_interval_s", "1..=3600 seconds", &probe));
-    }
-    let retry = c.probe_retry_ms.unwrap_or(1000);
-    if !(100..=60_000).contains(&retry) {
-        return Err(bad("pias.control.probe_retry_ms", "100..=60000 milliseconds", &retry));
-    }
-    let dead_after = c.probe_dead_after.unwrap_or(3);
-    if !(1..=20).contains(&dead_after) {
-        return Err(bad("pias.control.probe_dead_after", "1..=20 failed probes", &dead_after));
-    }
-    let query_delay = c.query_delay_ms.unwrap_or(500);
-    if !(50..=10_000).contains(&query_delay) {
-        return Err(bad("pias.control.query_delay_ms", "50..=10000 milliseconds", &query_delay));
-    }
+    let raps = ranged(c.raps_per_group, 3, 1..=8, "raps_per_group", "RAPs", &bad)?;
+    let hb = ranged(c.heartbeat_ms, 1000, 10..=60_000, "heartbeat_ms", "milliseconds", &bad)?;
+    let dead = ranged(c.dead_multiplier, 3, 2..=100, "dead_multiplier", "heartbeats", &bad)?;
+    let probe = ranged(c.probe_interval_s, 10, 1..=3600, "probe_interval_s", "seconds", &bad)?;
+    let retry = ranged(c.probe_retry_ms, 1000, 100..=60_000, "probe_retry_ms", "milliseconds", &bad)?;
+    let dead_after = ranged(c.probe_dead_after, 3, 1..=20, "probe_dead_after", "failed probes", &bad)?;
+    let query_delay = ranged(c.query_delay_ms, 500, 50..=10_000, "query_delay_ms", "milliseconds", &bad)?;
     let operator_key = match &c.operator_key {
         Some(k) => Some(parse_key32(k).ok_or_else(|| bad("pias.control.operator_key", "an Ed25519 public key as 64 hex digits", k))?),
         None => None,
