@@ -425,7 +425,13 @@ impl ControlCore {
                 Update::CacheInvalidate { group, jap } => log::debug!("control plane: cache {group} drops proxy {}", jap.0),
             }
             for w in &mut self.workers {
-                w.backlog.push_back(u.to_down());
+                // A worker that fell behind needs only the newest tables:
+                // one waiting snapshot is replaced in place, so the backlog
+                // holds at most one (cache updates stay in order around it).
+                match (u.to_down(), w.backlog.iter_mut().find(|d| matches!(d, Down::Tables(_)))) {
+                    (Down::Tables(t), Some(waiting)) => *waiting = Down::Tables(t),
+                    (d, _) => w.backlog.push_back(d),
+                }
             }
         }
         self.out = out;

@@ -118,8 +118,9 @@ pub struct PlaneCounters {
     pub probes_timed_out: u64,
     /// Probes not started: too many in flight.
     pub probes_refused: u64,
-    /// Echo replies that matched no probe.
-    pub echo_unmatched: u64,
+    /// Echo replies and TCP answers that matched no probe in flight (late,
+    /// duplicated, or from another host).
+    pub replies_unmatched: u64,
 }
 
 /// The control plane's state for `piasctl status`.
@@ -267,8 +268,14 @@ impl Plane {
     /// passes it on to the kernel).
     pub fn probe_reply(&mut self, frame: &[u8]) -> bool {
         if let Some((src, seq)) = parse_echo_reply(frame, self.me_addr) {
-            let alive = self.probes.get(&seq).is_some_and(|p| p.target.0 == src);
-            return self.answer(seq, alive, true);
+            // Only the probed host's reply counts: a reply from anyone else
+            // (a guessed sequence number) neither proves nor disproves it.
+            if self.probes.get(&seq).is_some_and(|p| p.target.0 == src) {
+                self.answer(seq, true);
+            } else {
+                self.counters.replies_unmatched += 1;
+            }
+            return true;
         }
         let Some(t) = parse_tcp_to(frame, SocketAddrV4::new(self.me_addr, self.control_port)) else {
             return false;
@@ -278,7 +285,7 @@ impl Plane {
         let seq = (t.ack.wrapping_sub(1) >> 8) as u16;
         let ours = self.probes.get(&seq).is_some_and(|p| p.target == (*t.src.ip(), t.src.port()));
         if !ours {
-            self.counters.echo_unmatched += 1;
+            self.counters.replies_unmatched += 1;
             return true;
         }
         if t.syn && t.ack_flag && !t.rst {
@@ -286,25 +293,22 @@ impl Plane {
             self.ip_id = self.ip_id.wrapping_add(1);
             let me = SocketAddrV4::new(self.me_addr, self.control_port);
             self.pending.push(build_tcp(me, t.src, t.ack, 0, TCP_RST, self.ip_id));
-            self.answer(seq, true, true)
+            self.answer(seq, true);
         } else if t.rst {
-            self.answer(seq, false, true)
+            self.answer(seq, false);
         } else {
-            self.counters.echo_unmatched += 1;
-            true
+            self.counters.replies_unmatched += 1;
         }
+        true
     }
 
-    fn answer(&mut self, seq: u16, alive: bool, consumed: bool) -> bool {
-        match self.probes.remove(&seq) {
-            Some(p) => {
-                self.counters.probes_answered += 1;
-                let now = self.now();
-                self.cp.handle_probe_result(now, p.id, alive);
-            }
-            None => self.counters.echo_unmatched += 1,
+    /// The probe `seq` (known to be in flight) answered.
+    fn answer(&mut self, seq: u16, alive: bool) {
+        if let Some(p) = self.probes.remove(&seq) {
+            self.counters.probes_answered += 1;
+            let now = self.now();
+            self.cp.handle_probe_result(now, p.id, alive);
         }
-        consumed
     }
 
     /// An event from a worker.
