@@ -6,7 +6,9 @@
 #     and BFD routers, two clusters of two piasd proxies running the PIAS
 #     control plane, nginx, unbound and iperf3 targets that join their
 #     groups with pias-target; curl and dig through the anycast address
-#     from two regions, which proxy was IAP, RAP and JAP (piasctl), then an
+#     from two regions, which proxy was IAP, RAP and JAP (piasctl); a
+#     target dies (time until new connections reach the other), a target
+#     leaves under load, forged join and proxy message refused; then an
 #     IAP proxy killed and the failover time measured;
 #  2. bench/lab/pias-failover.sh: connection affinity across a route change,
 #     a target dying, a target leaving, a JAP proxy dying, each measured;
@@ -18,7 +20,7 @@ bash bench/setup.sh
 [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
 cargo build --release -q -p piasd -p pias-control --bin piasd --bin piasctl --bin pias-target
 start=$SECONDS
-FAILOVER_RUNS=${FAILOVER_RUNS:-1} bash bench/lab/anycast.sh basic failover
+FAILOVER_RUNS=${FAILOVER_RUNS:-1} bash bench/lab/anycast.sh basic control failover
 bash bench/lab/pias-failover.sh
 bash bench/lab/pias-control.sh
 echo "demo: every lab passed in $((SECONDS - start)) s after the build"

@@ -22,6 +22,11 @@
 #   failover  the IAP of client c1 dies (piasd and BIRD killed): OSPF with
 #             BFD moves c1 to the cluster's other proxy; the time from the
 #             kill to the first answered probe is measured (goal <= 1 s).
+#   control   (control: dynamic) the web target's nginx dies: time until
+#             new connections from both regions reach web2 (goal <= 3 s);
+#             web2's agent leaves during a loop of connections (none may
+#             fail); a join signed with another key and a forged proxy
+#             message are refused and counted (bad_signature, bad_mac).
 # Always, at the end: every surviving piasd gets SIGTERM and must exit 0
 # with every mbuf back in its pool.
 #
@@ -59,7 +64,7 @@ LAB_RELAY_LATENCY_MS=${LAB_RELAY_LATENCY_MS:-5}
 PY=/usr/bin/python3
 scenarios=("$@"); [ ${#scenarios[@]} -gt 0 ] || scenarios=(basic load failover)
 for s in "${scenarios[@]}"; do
-  case $s in basic|load|failover) ;; *) die "unknown scenario '$s' (basic, load, failover)";; esac
+  case $s in basic|load|failover|control) ;; *) die "unknown scenario '$s' (basic, load, failover, control)";; esac
 done
 
 # ---- prerequisites -------------------------------------------------------
@@ -76,6 +81,7 @@ $PY -c 'import yaml' 2>/dev/null || die "missing python3-yaml for $PY; install i
 work=$(mktemp -d /tmp/${LAB_PREFIX}.XXXXXX)
 declare -A PID          # piasd pid per proxy
 declare -A KILLED       # proxies killed on purpose
+declare -A NGINX        # nginx pid per target
 RESULTS=()              # "name|value|goal|verdict" rows of the final table
 row() { RESULTS+=("$1|$2|$3|$4"); }
 cleanup() {
@@ -155,7 +161,7 @@ for t in $LAB_TARGETS; do
     nginx)
       mkdir -p "$work/$t.nginx-tmp"; head -c 4000000 /dev/urandom > "$work/blob"
       ip netns exec "${LAB_PREFIX}-$t" nginx -c "$work/$t.nginx.conf" -p "$work" </dev/null >"$work/$t.out" 2>&1 &
-      LAB_PIDS+=($!)
+      LAB_PIDS+=($!); NGINX[$t]=$!
       wait_for 10 "nginx on $t" in_ns "$t" bash -c "exec 3<>/dev/tcp/$ip/80" || exit 1 ;;
     unbound)
       ip netns exec "${LAB_PREFIX}-$t" unbound -d -c "$work/$t.unbound.conf" </dev/null >"$work/$t.out" 2>&1 &
@@ -278,6 +284,18 @@ targets_join() {
     wait_for 30 "a JAP of $g lists its target" jap_of "$g" || { for h in $LAB_TARGETS; do tail -3 "$work/$h"-agent-*.log; done; exit 1; }
     echo "$g: JAP $(jap_of "$g")"
   done
+}
+# target_alive GROUP ADDR: some JAP lists ADDR as a live target of GROUP.
+target_alive() {
+  local p
+  for p in $LAB_PROXIES; do
+    [ -n "${KILLED[$p]:-}" ] && continue
+    ctl "$p" status --json 2>/dev/null | $PY -c '
+import json, sys
+p = (json.load(sys.stdin)["control"].get("plane") or {})
+sys.exit(0 if sys.argv[2] in p.get("targets", {}).get(sys.argv[1], []) else 1)' "$1" "$2" && return 0
+  done
+  return 1
 }
 # raps_of GROUP: the proxies that are RAPs of GROUP.
 raps_of() {
@@ -535,6 +553,77 @@ else: print("none")' "$work/r1-routes-$run" "$t_kill" 2>/dev/null)
     fi
   done
   role_table
+}
+
+# The control plane's failures, with the targets joined by pias-target.
+scenario_control() {
+  say "control: a target dies, a target leaves, a forged join and a forged proxy message"
+  [ "$LAB_CONTROL" = dynamic ] || { fail "the control scenarios need control: dynamic"; return; }
+  local c t0 t1 ok out bad n i
+  # 1. The web target's nginx dies: new connections from both regions
+  #    reach web2 (the JAPs' TCP health probes; goal <= 3 s).
+  t0=$(date +%s.%N)
+  kill "${NGINX[web]}"; wait "${NGINX[web]}" 2>/dev/null
+  for c in $LAB_CLIENTS; do
+    ok=0
+    while $PY -c "import sys; sys.exit(0 if $(date +%s.%N) - $t0 < 10 else 1)"; do
+      in_ns $c curl -s -m 1 "http://$AA_HTTP/" 2>/dev/null | grep -q "hello from web2" && { ok=1; break; }
+      sleep 0.1
+    done
+    t1=$(date +%s.%N)
+    local ms; ms=$($PY -c "print(int(($t1 - $t0) * 1000))")
+    echo "$c: web killed -> new connections answered by web2 after $ms ms"
+    [ $ok = 1 ] || fail "host $c: no connection reached web2 within 10 s of web's death"
+    row "control: target web dies, $c reaches web2" "$ms ms" "<= 3000 ms" "$([ $ok = 1 ] && [ $ms -le 3000 ] && echo ok || echo FAIL)"
+    [ $ok = 1 ] && [ $ms -le 3000 ] || fail "host $c: failover to a live target took $ms ms (goal 3000)"
+  done
+  bad=0
+  for c in $LAB_CLIENTS; do for i in $(seq 10); do
+    in_ns $c curl -s -m 3 "http://$AA_HTTP/" | grep -q "hello from web2" || bad=$((bad + 1))
+  done; done
+  [ $bad = 0 ] || fail "$bad of 20 connections failed after the failover"
+  ip netns exec "${LAB_PREFIX}-web" nginx -c "$work/web.nginx.conf" -p "$work" </dev/null >>"$work/web.out" 2>&1 &
+  LAB_PIDS+=($!); NGINX[web]=$!
+  # 2. web2 leaves gracefully (its agent gets SIGTERM) during a loop of
+  #    connections: none fails.
+  wait_for 20 "web alive again at its JAP" target_alive "$GROUP_0" "$IP_web:80"
+  ( n=0; bad=0
+    for i in $(seq 30); do
+      n=$((n + 1)); in_ns c1 curl -s -m 3 "http://$AA_HTTP/" | grep -q "hello from web" || bad=$((bad + 1)); sleep 0.1
+    done; echo "$n $bad" > "$work/leave.out" ) </dev/null &
+  local loop=$! agent=${AGENT["web2 $GROUP_0"]}
+  sleep 1
+  kill -TERM "$agent"; wait "$agent" || fail "host web2: pias-target exited non-zero on SIGTERM"
+  wait $loop
+  read -r n bad < "$work/leave.out"
+  echo "web2 left during $n connections from c1: $bad failed"
+  row "control: target web2 leaves during $n connections" "$bad failed" "0 failed" "$([ "$bad" = 0 ] && echo ok || echo FAIL)"
+  [ "$bad" = 0 ] || fail "$bad of $n connections failed while web2 left"
+  # 3. A join signed with another key, and a proxy message with a made-up
+  #    MAC: both refused and counted (bad_signature, bad_mac).
+  "$PIAS_TARGET" keygen --out "$work/wrong.key" >/dev/null
+  ip netns exec "${LAB_PREFIX}-web2" timeout 10 "$PIAS_TARGET" join --once --group "$GROUP_0" --target "$IP_web2:80" \
+    --key "$work/wrong.key" </dev/null >"$work/wrong.log" 2>&1
+  local p1; p1=${CLUSTER_1%% *}
+  eval "local a1=\$IP_$p1"
+  in_ns c1 $PY -c "
+import socket, struct
+body = bytes(8); n = 22 + len(body) + 16
+m = struct.pack('>BBHIBBIQ', 1, 0x01, n, 1, 1, 0, 1, 1) + body + bytes(16)
+socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(m, ('$a1', 7450))"
+  rejected() { # rejected REASON: summed over the live proxies
+    local p s=0 v
+    for p in $LAB_PROXIES; do
+      [ -n "${KILLED[$p]:-}" ] && continue
+      v=$(ctl $p status --json | $PY -c "import json,sys; print((json.load(sys.stdin)['control'].get('plane') or {}).get('rejected', {}).get('$1', 0))")
+      s=$((s + v))
+    done
+    echo $s
+  }
+  rejected_some() { [ "$(rejected "$1")" -ge 1 ]; }
+  wait_for 10 "a proxy refused the wrongly signed join" rejected_some bad_signature
+  wait_for 10 "$p1 refused the forged proxy message" rejected_some bad_mac
+  row "control: wrong-key join / forged proxy message" "bad_signature $(rejected bad_signature), bad_mac $(rejected bad_mac)" "refused, counted" "$([ "$(rejected bad_signature)" -ge 1 ] && [ "$(rejected bad_mac)" -ge 1 ] && echo ok || echo FAIL)"
 }
 
 for s in "${scenarios[@]}"; do "scenario_$s"; done

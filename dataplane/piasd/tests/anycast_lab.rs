@@ -23,6 +23,15 @@ fn anycast_lab_traffic() {
     run("anycast-traffic.sh", "pias-at", &[("LOAD_SECONDS", "15")], &[]);
 }
 
+/// The control plane's failures in the anycast lab: a target dies (new
+/// connections reach the other target within 3 s), a target leaves under a
+/// loop of connections (none fails), a wrong-key join and a forged proxy
+/// message are refused and counted.
+#[test]
+fn anycast_lab_control() {
+    run("anycast-control.sh", "pias-ac", &[], &[]);
+}
+
 /// An IAP proxy dies: OSPF with BFD moves the client to the other proxy of
 /// its cluster; the failover time is measured (goal 1 s, CI limit 1.6 s:
 /// BFD's 300 ms plus BIRD's 1 s OSPF tick plus margin).
