@@ -1,8 +1,21 @@
 # Shared by the control-plane labs (pias-control.sh, pias-failover.sh):
 # keys, piasd configs with the control plane on, status queries. Sourced
-# after common.sh, with $work, $PIASD, $PIASCTL, $PIAS_TARGET set.
+# after common.sh; pias_lab_begin sets $work, $PIASD, $PIASCTL, $PIAS_TARGET.
 # Proxies live on 192.0.2.0/24 behind the router 192.0.2.1; one group
 # 198.51.100.10:80/tcp (GROUP_OPTS adds options such as "affinity: true").
+
+# pias_lab_begin: the binaries (PIASD, PIASCTL, PIAS_TARGET; release builds
+# of this tree by default), the prerequisites, root, and the work directory.
+pias_lab_begin() {
+  PIASD=${PIASD:-$top/target/release/piasd}
+  PIASCTL=${PIASCTL:-$top/target/release/piasctl}
+  PIAS_TARGET=${PIAS_TARGET:-$top/target/release/pias-target}
+  lab_require_root
+  local c; for c in "ip iproute2" "ethtool ethtool" "python3 python3"; do need $c; done
+  [ -x "$PIASD" ] || die "piasd not built at $PIASD"
+  [ -x "$PIAS_TARGET" ] || die "pias-target not built at $PIAS_TARGET"
+  lab_work
+}
 
 # Keys: the proxy group's secret, the group owner's signing key.
 pias_keys() {

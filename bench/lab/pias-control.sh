@@ -36,16 +36,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
 LAB_PREFIX=${LAB_PREFIX:-pias-c}
 . "$here/common.sh"
-PIASD=${PIASD:-$top/target/release/piasd}
-PIASCTL=${PIASCTL:-$top/target/release/piasctl}
-PIAS_TARGET=${PIAS_TARGET:-$top/target/release/pias-target}
-
-lab_require_root
-for c in "ip iproute2" "ethtool ethtool" "python3 python3"; do need $c; done
-[ -x "$PIASD" ] || die "piasd not built at $PIASD"
-[ -x "$PIAS_TARGET" ] || die "pias-target not built at $PIAS_TARGET"
-
-lab_work
+. "$here/pias-common.sh"
+pias_lab_begin
 
 say "lab: router, client, target, proxies A and B (control plane on)"
 lab_router
@@ -64,7 +56,6 @@ web() {
 }
 web
 
-. "$here/pias-common.sh"
 pias_keys
 "$PIAS_TARGET" keygen --out "$work/wrong.key" >/dev/null || die "pias-target keygen failed"
 

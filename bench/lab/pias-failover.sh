@@ -35,16 +35,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
 LAB_PREFIX=${LAB_PREFIX:-pias-f}
 . "$here/common.sh"
-PIASD=${PIASD:-$top/target/release/piasd}
-PIASCTL=${PIASCTL:-$top/target/release/piasctl}
-PIAS_TARGET=${PIAS_TARGET:-$top/target/release/pias-target}
-
-lab_require_root
-for c in "ip iproute2" "ethtool ethtool" "python3 python3"; do need $c; done
-[ -x "$PIASD" ] || die "piasd not built at $PIASD"
-[ -x "$PIAS_TARGET" ] || die "pias-target not built at $PIAS_TARGET"
-
-lab_work
+. "$here/pias-common.sh"
+pias_lab_begin
 
 say "lab: router, client, two targets, proxies A B C (control plane on)"
 lab_router
@@ -83,7 +75,6 @@ web() { # web TARGET: (re)start its HTTP server
 }
 web t1; web t2
 
-. "$here/pias-common.sh"
 pias_keys
 GROUP_OPTS="affinity: true"
 start a 1 192.0.2.10 1 "192.0.2.11, 192.0.2.12"
