@@ -43,7 +43,7 @@ use core::net::SocketAddrV4;
 use core::time::Duration;
 
 use ed25519_dalek::SigningKey;
-use pias_dataplane::types::{GroupAddr, GroupOptions, GroupProto, ProxyId, TargetAddr};
+use pias_dataplane::types::{GroupAddr, GroupOptions, ProxyId, TargetAddr};
 use rand::RngCore;
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
@@ -581,27 +581,7 @@ impl Agent {
 /// `198.51.100.10:53/udp`, `198.51.100.10:80/tcp`, or `198.51.100.20/ip`
 /// (a whole IP). `None` for anything else (port 0 included).
 pub fn parse_group(s: &str) -> Option<GroupAddr> {
-    let (addr, kind) = s.rsplit_once('/')?;
-    match kind {
-        "ip" => Some(GroupAddr::WholeIp(addr.parse().ok()?)),
-        "tcp" | "udp" => {
-            let sa: SocketAddrV4 = addr.parse().ok()?;
-            if sa.port() == 0 {
-                return None;
-            }
-            let proto = if kind == "tcp" {
-                GroupProto::Tcp
-            } else {
-                GroupProto::Udp
-            };
-            Some(GroupAddr::Port {
-                ip: *sa.ip(),
-                port: sa.port(),
-                proto,
-            })
-        }
-        _ => None,
-    }
+    s.parse().ok()
 }
 
 /// A target as `203.0.113.5:53`, or `203.0.113.5` (port 0: the client's

@@ -90,6 +90,38 @@ impl fmt::Display for GroupAddr {
     }
 }
 
+/// A group written other than as `IP:PORT/tcp`, `IP:PORT/udp` (port not 0)
+/// or `IP/ip`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BadGroupAddr;
+
+impl fmt::Display for BadGroupAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("expected IP:PORT/tcp, IP:PORT/udp or IP/ip")
+    }
+}
+
+/// The inverse of `Display`: one syntax for piasd's config, `pias-target`
+/// and the operator.
+impl core::str::FromStr for GroupAddr {
+    type Err = BadGroupAddr;
+
+    fn from_str(s: &str) -> Result<Self, BadGroupAddr> {
+        let (addr, kind) = s.rsplit_once('/').ok_or(BadGroupAddr)?;
+        let proto = match kind {
+            "ip" => return addr.parse().map(GroupAddr::WholeIp).map_err(|_| BadGroupAddr),
+            "tcp" => GroupProto::Tcp,
+            "udp" => GroupProto::Udp,
+            _ => return Err(BadGroupAddr),
+        };
+        let sa: SocketAddrV4 = addr.parse().map_err(|_| BadGroupAddr)?;
+        if sa.port() == 0 {
+            return Err(BadGroupAddr);
+        }
+        Ok(GroupAddr::Port { ip: *sa.ip(), port: sa.port(), proto })
+    }
+}
+
 /// How a RAP picks a JAP for a group (seed §3.2, §3.3, §3.5).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Criterion {
@@ -238,6 +270,18 @@ impl core::str::FromStr for Ipv4Prefix {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn group_addresses_parse_as_they_print() {
+        for g in ["198.51.100.10:80/tcp", "198.51.100.10:53/udp", "198.51.100.20/ip"] {
+            let a: GroupAddr = g.parse().unwrap();
+            assert_eq!(a.to_string(), g);
+        }
+        for bad in ["198.51.100.10:0/tcp", "198.51.100.10/tcp", "198.51.100.10:53/sctp", "198.51.100.10:53", "x/ip", "198.51.100.10:80/ip", ""] {
+            assert_eq!(bad.parse::<GroupAddr>(), Err(BadGroupAddr), "{bad}");
+        }
+    }
+
     use super::*;
 
     #[test]

@@ -16,7 +16,7 @@ use pias_dataplane::flow::PortRange;
 use pias_dataplane::pipeline::PathConfig;
 use pias_dataplane::tables::{LocalTarget, RttEntry, StaticState, Tables};
 use pias_dataplane::types::{
-    ClusterId, Criterion, GroupAddr, GroupOptions, GroupProto, Ipv4Prefix, JapLoad, ProxyId, ProxyInfo, TargetAddr,
+    ClusterId, Criterion, GroupAddr, GroupOptions, Ipv4Prefix, JapLoad, ProxyId, ProxyInfo, TargetAddr,
 };
 
 /// A configuration that cannot be used, with where and why.
@@ -867,19 +867,7 @@ fn parse_mac(s: &str) -> Option<[u8; 6]> {
 /// Parses `198.51.100.10:80/tcp`, `198.51.100.10:53/udp` or
 /// `198.51.100.20/ip`.
 pub fn parse_group(s: &str) -> Option<GroupAddr> {
-    let (addr, kind) = s.rsplit_once('/')?;
-    match kind {
-        "ip" => Some(GroupAddr::WholeIp(addr.parse().ok()?)),
-        "tcp" | "udp" => {
-            let sa: std::net::SocketAddrV4 = addr.parse().ok()?;
-            if sa.port() == 0 {
-                return None;
-            }
-            let proto = if kind == "tcp" { GroupProto::Tcp } else { GroupProto::Udp };
-            Some(GroupAddr::Port { ip: *sa.ip(), port: sa.port(), proto })
-        }
-        _ => None,
-    }
+    s.parse().ok()
 }
 
 /// Builds and checks the PIAS section. Without one, the proxy is alone
