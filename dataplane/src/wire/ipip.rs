@@ -12,6 +12,7 @@
 
 use core::net::Ipv4Addr;
 
+use super::checksum;
 use super::ip::IpProtocol;
 use super::ipv4::{Packet as Ipv4Packet, HEADER_LEN};
 use super::{Error, Result};
@@ -106,22 +107,19 @@ pub fn encapsulate_in_place(buffer: &mut [u8], params: &EncapParams) -> Result<u
         DfPolicy::Set => true,
         DfPolicy::Clear => false,
     };
-    let tos = inner.tos();
-    // Start from zero: the room in front may hold anything, and the flag
-    // setters only touch their own bits (reserved flag, MF, offset stay 0).
-    outer.fill(0);
-    let mut o = Ipv4Packet::new_unchecked(outer);
-    o.set_version(4);
-    o.set_header_len(HEADER_LEN);
-    o.set_tos(tos);
-    o.set_total_len(total_len);
-    o.set_ident(params.ident);
-    o.set_dont_frag(df);
-    o.set_ttl(params.ttl);
-    o.set_protocol(IpProtocol::IpIp);
-    o.set_src_addr(params.src_addr);
-    o.set_dst_addr(params.dst_addr);
-    o.fill_checksum();
+    // The whole header built in registers and stored once: the setters
+    // (read-modify-write per field, then a checksum pass over the bytes
+    // just written) cost ≈ 80 instructions per tunnelled packet.
+    let (tl, id) = (total_len.to_be_bytes(), params.ident.to_be_bytes());
+    let (s, d) = (params.src_addr.octets(), params.dst_addr.octets());
+    let flags = if df { 0x40 } else { 0 };
+    let mut h = [
+        0x45, inner.tos(), tl[0], tl[1], id[0], id[1], flags, 0, params.ttl, IpProtocol::IpIp.number(), 0, 0,
+        s[0], s[1], s[2], s[3], d[0], d[1], d[2], d[3],
+    ];
+    let c = checksum::finish(checksum::header20(&h)).to_be_bytes();
+    (h[10], h[11]) = (c[0], c[1]);
+    outer.copy_from_slice(&h);
     Ok(total)
 }
 
