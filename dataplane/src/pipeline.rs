@@ -503,7 +503,7 @@ pub struct Path<H = VecBuf> {
     release_len: usize,
     replay_next: Option<Release>,
     cur: PacketCtx,
-    routes: RouteCache,
+    macs: MacCache,
 }
 
 /// Parsed facts of the IPv4 packet after the Ethernet header; enough to
@@ -793,7 +793,7 @@ impl<H> Path<H> {
             release_len: 0,
             replay_next: None,
             cur: PacketCtx::default(),
-            routes: RouteCache::default(),
+            macs: MacCache::default(),
         }
     }
 
@@ -1721,10 +1721,13 @@ impl<H> Path<H> {
     /// Where to send a packet for `dst`: the port whose subnet holds it
     /// (on-link), else port 0's gateway; `None` while the next hop's MAC is
     /// unresolved. Returns (port, our address there, our MAC, next hop MAC).
-    #[inline]
     fn route(&mut self, dst: Ipv4Addr) -> Option<(usize, Ipv4Addr, Mac, Mac)> {
-        let (pi, mac) = self.routes.route(&self.neigh, &self.local, dst)?;
-        let p = self.local.ports.get(pi)?;
+        let (pi, hop) = match self.local.ports.iter().position(|p| p.subnet.contains(dst)) {
+            Some(pi) => (pi, dst),
+            None => (0, self.local.ports.first()?.gateway),
+        };
+        let p = &self.local.ports[pi];
+        let mac = self.macs.get(&self.neigh, pi as u16, hop)?;
         Some((pi, p.ip, p.mac, mac))
     }
 
@@ -1733,7 +1736,7 @@ impl<H> Path<H> {
     /// (the MAC cache lets go of it too), so it is freed wherever the
     /// caller drops it: on the control core, not on the worker.
     pub fn set_neighbours(&mut self, n: Arc<Neighbours>) -> Arc<Neighbours> {
-        self.routes.clear();
+        self.macs.clear();
         std::mem::replace(&mut self.neigh, n)
     }
 
@@ -1771,61 +1774,48 @@ impl<H> Path<H> {
     }
 }
 
-/// Entries of the [`RouteCache`] (direct-mapped, by destination address).
-const ROUTE_CACHE: usize = 16;
+/// Entries of the [`MacCache`] (direct-mapped, by next-hop address).
+const MAC_CACHE: usize = 16;
 
-/// The worker's cache of routes: destination → (port, next-hop MAC), from
-/// its neighbour snapshot and its ports. Most packets of a stage go to a
-/// few destinations (a peer proxy, a target, the gateway), and finding the
-/// port (a scan of the ports' subnets) and then the MAC (the snapshot's
-/// hash lookup) cost ≈ 80 instructions per packet.
+/// The worker's cache of next-hop MACs from its neighbour snapshot: most
+/// packets of a stage go to one next hop (the gateway, a peer proxy), and
+/// the snapshot's hash lookup cost ~60 instructions per packet.
 ///
-/// Valid for one snapshot and one set of ports: it holds a reference to
-/// both and is emptied when `Path::neigh` or `Path::local` is another one.
-/// The references keep them alive, so nothing new can be allocated at
-/// their addresses while entries refer to them (no ABA).
+/// Valid for one snapshot only: it holds a reference to the snapshot it
+/// was filled from and is emptied when `Path::neigh` is another one. The
+/// reference keeps that snapshot alive, so no new snapshot can be
+/// allocated at its address while entries refer to it (no ABA).
 #[derive(Debug, Default)]
-struct RouteCache {
+struct MacCache {
     snapshot: Option<Arc<Neighbours>>,
-    local: Option<Arc<LocalAddrs>>,
-    slots: [Option<(Ipv4Addr, u16, Mac)>; ROUTE_CACHE],
+    slots: [Option<(u16, Ipv4Addr, Mac)>; MAC_CACHE],
 }
 
-impl RouteCache {
-    /// The port toward `dst` (the port whose subnet holds it, else port
-    /// 0, its gateway the next hop) and the next hop's MAC in `neigh`;
-    /// `None` while the MAC is unresolved.
+impl MacCache {
+    /// The MAC of `hop` on `port` in `neigh`.
     #[inline]
-    fn route(&mut self, neigh: &Arc<Neighbours>, local: &Arc<LocalAddrs>, dst: Ipv4Addr) -> Option<(usize, Mac)> {
-        let fresh = self.snapshot.as_ref().is_some_and(|s| Arc::ptr_eq(s, neigh)) && self.local.as_ref().is_some_and(|l| Arc::ptr_eq(l, local));
-        if !fresh {
-            self.slots = [None; ROUTE_CACHE];
+    fn get(&mut self, neigh: &Arc<Neighbours>, port: u16, hop: Ipv4Addr) -> Option<Mac> {
+        if !self.snapshot.as_ref().is_some_and(|s| Arc::ptr_eq(s, neigh)) {
+            self.slots = [None; MAC_CACHE];
             self.snapshot = Some(Arc::clone(neigh));
-            self.local = Some(Arc::clone(local));
         }
-        let b = dst.to_bits();
-        let i = ((b ^ (b >> 8)) as usize) % ROUTE_CACHE;
+        let b = hop.to_bits();
+        let i = ((b ^ (b >> 8) ^ u32::from(port)) as usize) % MAC_CACHE;
         match self.slots[i] {
-            Some((d, port, mac)) if d == dst => Some((usize::from(port), mac)),
+            Some((p, h, mac)) if p == port && h == hop => Some(mac),
             _ => {
-                let (pi, hop) = match local.ports.iter().position(|p| p.subnet.contains(dst)) {
-                    Some(pi) => (pi, dst),
-                    None => (0, local.ports.first()?.gateway),
-                };
-                let port = u16::try_from(pi).ok()?;
                 // Unresolved hops are not cached: the next snapshot may
                 // resolve them, and it empties the cache anyway.
                 let mac = neigh.get(port, hop)?;
-                self.slots[i] = Some((dst, port, mac));
-                Some((pi, mac))
+                self.slots[i] = Some((port, hop, mac));
+                Some(mac)
             }
         }
     }
 
     fn clear(&mut self) {
         self.snapshot = None;
-        self.local = None;
-        self.slots = [None; ROUTE_CACHE];
+        self.slots = [None; MAC_CACHE];
     }
 }
 
@@ -2035,52 +2025,34 @@ mod tests {
     }
 
     #[test]
-    fn route_cache_follows_the_snapshot_and_the_ports() {
-        use crate::local::PortAddrs;
+    fn mac_cache_follows_the_snapshot() {
         use crate::neighbour::{Resolver, ResolverTiming};
-        use crate::types::Ipv4Prefix;
-        let gw = Ipv4Addr::new(192, 0, 2, 1);
-        let peer = Ipv4Addr::new(192, 0, 2, 17); // on-link, same slot as `far`
-        let far = Ipv4Addr::new(203, 0, 113, 7); // off-link: via the gateway
-        let port = |ip: [u8; 4], net: [u8; 4], len: u8, gateway: Ipv4Addr| PortAddrs {
-            mac: [2, 0, 0, 0, 9, ip[3]],
-            ip: Ipv4Addr::from(ip),
-            subnet: Ipv4Prefix::new(Ipv4Addr::from(net), len).unwrap(),
-            gateway,
-            exception: false,
-        };
-        let local = |ports: Vec<PortAddrs>| Arc::new(LocalAddrs { ports, anycast: Vec::new() });
-        let snap = |pins: &[(u16, Ipv4Addr, u8)]| {
+        let hop = Ipv4Addr::new(192, 0, 2, 1);
+        let other = Ipv4Addr::new(192, 0, 2, 17); // same slot as `hop` on port 0
+        let snap = |pins: &[(Ipv4Addr, u8)]| {
             let mut r = Resolver::new(ResolverTiming::from_refresh_secs(30));
-            for &(port, ip, m) in pins {
-                r.pin(port, ip, [2, 0, 0, 0, 0, m]);
+            for &(ip, m) in pins {
+                r.pin(0, ip, [2, 0, 0, 0, 0, m]);
             }
             Arc::new(r.take_snapshot().unwrap_or_default())
         };
-        let one = local(vec![port([192, 0, 2, 10], [192, 0, 2, 0], 24, gw)]);
-        let mut c = RouteCache::default();
-        let a = snap(&[(0, gw, 1)]);
-        assert_eq!(c.route(&a, &one, far), Some((0, [2, 0, 0, 0, 0, 1])), "off-link: the gateway's MAC");
-        assert_eq!(c.route(&a, &one, far), Some((0, [2, 0, 0, 0, 0, 1])), "cached");
-        assert_eq!(c.route(&a, &one, peer), None, "on-link and unresolved");
-        // A new snapshot: the gateway's MAC changed, the peer resolved.
-        let b = snap(&[(0, gw, 2), (0, peer, 3)]);
-        assert_eq!(c.route(&b, &one, far), Some((0, [2, 0, 0, 0, 0, 2])));
-        assert_eq!(c.route(&b, &one, peer), Some((0, [2, 0, 0, 0, 0, 3])));
-        assert_eq!(c.route(&b, &one, far), Some((0, [2, 0, 0, 0, 0, 2])), "a collision evicts, never confuses");
-        // Other ports: the far network is on-link on port 1 now.
-        let two = local(vec![port([192, 0, 2, 10], [192, 0, 2, 0], 24, gw), port([203, 0, 113, 1], [203, 0, 113, 0], 24, gw)]);
-        assert_eq!(c.route(&b, &two, far), None, "port 1 has no MAC for it");
-        let b2 = snap(&[(0, gw, 2), (1, far, 4)]);
-        assert_eq!(c.route(&b2, &two, far), Some((1, [2, 0, 0, 0, 0, 4])));
-        // Back to the first snapshot (still alive): refilled from it.
-        assert_eq!(c.route(&a, &one, peer), None);
-        // The cache holds what it was filled from, until cleared.
+        let mut c = MacCache::default();
+        let a = snap(&[(hop, 1)]);
+        assert_eq!(c.get(&a, 0, hop), Some([2, 0, 0, 0, 0, 1]));
+        assert_eq!(c.get(&a, 0, hop), Some([2, 0, 0, 0, 0, 1]), "cached");
+        assert_eq!(c.get(&a, 1, hop), None, "another port");
+        assert_eq!(c.get(&a, 0, other), None, "unresolved");
+        // A new snapshot: the MAC changed, the other hop resolved.
+        let b = snap(&[(hop, 2), (other, 3)]);
+        assert_eq!(c.get(&b, 0, hop), Some([2, 0, 0, 0, 0, 2]));
+        assert_eq!(c.get(&b, 0, other), Some([2, 0, 0, 0, 0, 3]));
+        assert_eq!(c.get(&b, 0, hop), Some([2, 0, 0, 0, 0, 2]), "a collision evicts, never confuses");
+        // Back to the first (still alive): refilled from it.
+        assert_eq!(c.get(&a, 0, other), None);
+        // The cache holds the snapshot it was filled from, until cleared.
         assert_eq!(Arc::strong_count(&a), 2);
-        assert_eq!(Arc::strong_count(&one), 2);
         c.clear();
         assert_eq!(Arc::strong_count(&a), 1);
-        assert_eq!(Arc::strong_count(&one), 1);
     }
 
     #[test]
