@@ -587,25 +587,12 @@ fn nat_probe(f: &[u8], me: [u8; 4]) -> Option<NatProbe> {
     }
 }
 
-/// Reads the IPv4 header at `off` (already validated by `local::classify`
-/// or by the tunnel parser) and the transport ports when present.
-///
-/// Always inlined: returned through memory, the `Result<Ip4, _>` was
-/// written with narrow stores and read back at once with wide loads, which
-/// store forwarding cannot serve (RESULTS.md, issue 4, profile item 2).
-#[inline(always)]
-fn read_ip(d: &[u8], off: usize) -> Result<Ip4, DropReason> {
-    let buf = d.get(off..).ok_or(DropReason::Ipv4Truncated)?;
-    let ip = Ipv4Packet::new_checked(buf).map_err(|_| DropReason::Ipv4BadLength)?;
-    ip_facts(&ip)
-}
-
 /// The inner packet of the IP-in-IP packet whose outer header `outer` (at
 /// [`ETH_LEN`]) `local::classify` has validated (checksum included) and the
 /// caller has checked is protocol 4 and not a fragment: what
 /// [`crate::wire::ipip::parse`] checks beyond that — the inner header
 /// valid, its checksum right, its total length exactly the outer payload
-/// (else `tunnel_malformed`) — and the inner facts as [`read_ip`] reads
+/// (else `tunnel_malformed`) — and the inner facts as [`read_classified_ip`] reads
 /// them, with each header parsed once.
 #[inline(always)]
 fn read_inner(d: &[u8], outer: &Ip4) -> Result<Ip4, DropReason> {
@@ -617,7 +604,26 @@ fn read_inner(d: &[u8], outer: &Ip4) -> Result<Ip4, DropReason> {
     ip_facts(&inner)
 }
 
-/// [`read_ip`] on a header that passed `check_len`.
+/// Reads the IPv4 header at [`ETH_LEN`] and the transport ports when
+/// present; the header is the one `local::classify` has just validated in
+/// this same buffer (it returns `ToAnycast` or `ToUnicast` only after
+/// `Ipv4Packet::new_checked` and the header checksum passed, and changes no
+/// byte), so a second `check_len` is skipped. The slices `ip_facts` takes
+/// stay inside the header's own total length, which that check bounded by
+/// the buffer.
+///
+/// Always inlined: returned through memory, the `Result<Ip4, _>` was
+/// written with narrow stores and read back at once with wide loads, which
+/// store forwarding cannot serve (RESULTS.md, issue 4, profile item 2).
+#[inline(always)]
+fn read_classified_ip(d: &[u8]) -> Result<Ip4, DropReason> {
+    let buf = d.get(ETH_LEN..).ok_or(DropReason::Ipv4Truncated)?;
+    let ip = Ipv4Packet::new_unchecked(buf);
+    debug_assert!(ip.check_len().is_ok(), "classify validated this header");
+    ip_facts(&ip)
+}
+
+/// The facts of a header that passed `check_len`.
 #[inline(always)]
 fn ip_facts(ip: &Ipv4Packet<&[u8]>) -> Result<Ip4, DropReason> {
     let proto = u8::from(ip.protocol());
@@ -1064,7 +1070,7 @@ impl<H> Path<H> {
     // ----- segment 1: the IAP -------------------------------------------
 
     fn iap<B: PacketBuf>(&mut self, tables: &Tables, pkt: &mut B, port: usize, now: Nanos) -> Action {
-        let mut ip = match read_ip(pkt.data(), ETH_LEN) {
+        let mut ip = match read_classified_ip(pkt.data()) {
             Ok(ip) => ip,
             Err(r) => return Action::Drop(r),
         };
@@ -1267,7 +1273,7 @@ impl<H> Path<H> {
     // ----- traffic to our unicast address ---------------------------------
 
     fn unicast<B: PacketBuf>(&mut self, tables: &Tables, pkt: &mut B, port: usize, now: Nanos) -> Action {
-        let mut ip = match read_ip(pkt.data(), ETH_LEN) {
+        let mut ip = match read_classified_ip(pkt.data()) {
             Ok(ip) => ip,
             Err(r) => return Action::Drop(r),
         };
