@@ -10,7 +10,11 @@
 #          each; written by `pathfwd --write-pcap`) with infinite_rx=1,
 #       tx net_null0.
 #     Targets (of testpmd io): iap-cached >= 0.70, rap >= 0.60,
-#     jap (existing flows) >= 0.60, reverse >= 0.65.
+#     jap (existing flows) >= 0.60, reverse >= 0.65. Each round also runs
+#     testpmd in the REFS forward modes (default csum: DPDK's engine that
+#     parses the headers and recomputes the checksums in software, as a
+#     forwarder that touches the packet) on the same devices, reported as
+#     a ratio of io: what a minimal header-touching stage costs here.
 #  2. new flows (jap-new): net_pcap cannot replay unbounded new flows, so
 #     pathfwd generates its frames in the lcore (--source gen: alloc_bulk of
 #     32 mbufs + a frame write per packet, as net_pcap's infinite rx does)
@@ -41,6 +45,7 @@ LCORES=${LCORES:-0,1}      # main lcore + one forwarding lcore
 MBUFS=${MBUFS:-16384}
 FLOWS=${FLOWS:-1024}
 MODES=${MODES:-"iap-cached rap jap reverse"}
+REFS=${REFS:-csum}         # testpmd forward modes also run per stage round, as references
 PARTS=${PARTS:-"stages newflows flows"}
 SWEEP_MODE=${SWEEP_MODE:-jap}
 SWEEP_FLOWS=${SWEEP_FLOWS:-"1000 100000 1000000 10000000"}
@@ -139,19 +144,33 @@ if [[ " $PARTS " == *" stages "* ]]; then
         eal=(-l "$LCORES" --no-huge -m 512 --no-pci
              --vdev "net_pcap0,rx_pcap=$pcap,infinite_rx=1" --vdev "net_null0,no-rx=1")
         echo "== stage $mode: $FLOWS flows, $(wc -c <"$pcap") byte pcap; testpmd io vs pathfwd, $ROUNDS x $SECS s"
-        tps=(); pfs=()
+        tps=(); pfs=(); declare -A refs=()
         for r in $(seq 1 "$ROUNDS"); do
             t=$(run_testpmd "$work/tp-$mode-$r.log" 1 "${eal[@]}" -- --forward-mode=io "${tp_args[@]}")
             res=$(run_pathfwd "$work/pf-$mode-$r.log" --mode "$mode" --flows "$FLOWS" -- "${eal[@]}")
             u=$(field median_sample_tx_mpps "$res")
             drops=$(grep -a "^drops:" "$work/pf-$mode-$r.log")
-            echo "round $r: testpmd io $t Mpps   pathfwd $mode $u Mpps   ($drops)"
+            line="round $r: testpmd io $t Mpps   pathfwd $mode $u Mpps"
+            for ref in $REFS; do
+                x=$(run_testpmd "$work/tp-$mode-$ref-$r.log" 1 "${eal[@]}" -- --forward-mode="$ref" "${tp_args[@]}")
+                refs[$ref]="${refs[$ref]:-} $x"
+                line+="   testpmd $ref $x Mpps"
+            done
+            echo "$line   ($drops)"
             tps+=("$t"); pfs+=("$u")
         done
         mt=$(med "${tps[@]}"); mu=$(med "${pfs[@]}"); ra=$(ratio "$mu" "$mt")
         v=$(verdict "$ra" "$goal")
         echo "median: testpmd io $mt Mpps, pathfwd $mode $mu Mpps, ratio $ra (goal >= $goal: $v)"
-        summary+=("stage $mode | testpmd io $mt | pathfwd $mu | ratio $ra | goal >= $goal | $v")
+        refsum=""
+        for ref in $REFS; do
+            # shellcheck disable=SC2086 # the list of samples
+            mx=$(med ${refs[$ref]})
+            echo "median: testpmd $ref $mx Mpps, ratio $(ratio "$mx" "$mt") of io (a reference: DPDK's own engine that touches the headers)"
+            refsum+=" | testpmd $ref $(ratio "$mx" "$mt") of io"
+        done
+        unset refs
+        summary+=("stage $mode | testpmd io $mt | pathfwd $mu | ratio $ra | goal >= $goal | $v$refsum")
     done
 fi
 
