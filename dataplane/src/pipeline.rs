@@ -540,10 +540,6 @@ impl Ip4 {
 /// Most frames [`Path::prefetch_burst`] looks at (bursts are 32).
 pub const PREFETCH_MAX: usize = 64;
 
-/// How many packets ahead of its own [`Path::process_burst`] prefetches a
-/// NAT entry (the index slots of the whole burst are prefetched first).
-const ENTRY_AHEAD: usize = 8;
-
 /// The NAT lookup a frame will most likely make, guessed from its bytes.
 #[derive(Clone, Copy, Debug)]
 enum NatProbe {
@@ -844,18 +840,18 @@ impl<H> Path<H> {
     /// rest. At most `min(pkts.len(), actions.len())` packets are taken.
     pub fn process_burst<B: PacketBuf>(&mut self, pkts: &mut [B], port: usize, now: Nanos, actions: &mut [Action]) -> usize {
         let n = pkts.len().min(actions.len());
-        // Index slots of the whole burst first; each entry `ENTRY_AHEAD`
-        // packets before its own, so its index slot has had time to arrive.
+        // The index slots of the whole burst are prefetched, then loaded
+        // with the entries they name, all before the first packet
+        // (`NatTable::touch_entry`: independent loads overlap their misses).
         let mut probes = [None; PREFETCH_MAX];
         let probed = self.prefetch_index(pkts[..n].iter().map(|p| p.data()), port, &mut probes);
-        for p in probes[..probed.min(ENTRY_AHEAD)].iter().flatten() {
-            self.nat.prefetch_entry(*p);
+        let mut touched = 0u64;
+        for p in probes[..probed].iter().flatten() {
+            touched ^= self.nat.touch_entry(*p);
         }
+        core::hint::black_box(touched);
         let tables = Arc::clone(&self.tables);
         for (i, (pkt, a)) in pkts[..n].iter_mut().zip(actions.iter_mut()).enumerate() {
-            if let Some(Some(p)) = probes[..probed].get(i + ENTRY_AHEAD) {
-                self.nat.prefetch_entry(*p);
-            }
             *a = self.process_one(&tables, pkt, port, now, false);
             if *a == Action::Hold || self.release_len > 0 {
                 return i + 1;
