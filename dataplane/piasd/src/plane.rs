@@ -138,6 +138,11 @@ pub struct PlaneStatus {
     pub targets: BTreeMap<String, Vec<String>>,
     /// Groups this proxy is a RAP of.
     pub rap_of: Vec<String>,
+    /// This proxy's IAP cache: the JAP list per group as its workers hold
+    /// it (new flows go to the first; an affinity group's anchor), what a
+    /// JAP's death or an invalidation fails over to.
+    #[serde(default)]
+    pub iap_cache: BTreeMap<String, Vec<u32>>,
     /// Datagrams refused by the gate, by reason (non-zero only).
     pub rejected: BTreeMap<String, u64>,
     /// Datagrams accepted by the gate.
@@ -404,6 +409,12 @@ impl Plane {
                 rap_of.push(g.group.to_string());
             }
         }
+        let now = self.now();
+        let iap_cache = cp
+            .registry()
+            .iter()
+            .filter_map(|(g, _)| Some((g.to_string(), cp.iap().cached(g, now)?.as_slice().iter().map(|p| p.0).collect())))
+            .collect();
         let gate = cp.gate().counters();
         PlaneStatus {
             me: st.me.0,
@@ -412,6 +423,7 @@ impl Plane {
             groups: cp.registry().iter().map(|(g, _)| g.to_string()).collect(),
             targets,
             rap_of,
+            iap_cache,
             rejected: gate.iter().filter(|(_, v)| *v > 0).map(|(k, v)| (k.to_string(), v)).collect(),
             accepted: gate.accepted(),
             driver: self.counters.clone(),
