@@ -36,14 +36,16 @@
 # net_virtio_user device attached to a vhost-user socket served by
 # dpdk-testpmd (net_vhost <-> net_af_packet on the LAN veth, io forwarding);
 # FAILOVER_RUNS (default 3: kill, measure, bring the proxy back);
-# FAILOVER_GOAL_MS (default 1000, the goal: a run above it is
-# reported "over goal"); FAILOVER_LIMIT_MS (default 1600 = BFD detection
-# 300 ms + BIRD's OSPF tick of 1 s, its minimum, + margin: above it the
-# scenario fails); LAB_FAST_REROUTE=1: each cluster's router also holds a
-# static route to the anycast prefix via its proxies, next hops tracked by
-# BFD and preferred over OSPF, so a dead IAP is dropped on BFD's verdict
-# without waiting for BIRD's OSPF tick (the proxies still announce the
-# prefix into OSPF for every other router); LAB_RELAY_LATENCY_MS (default
+# LAB_FAST_REROUTE=0|1 overrides the topology's `fast_reroute` (default
+# true in configs/lab.yaml): each cluster's router also holds a static
+# route to the anycast prefix via its proxies, next hops tracked by BFD and
+# preferred over OSPF, so a dead IAP is dropped on BFD's verdict without
+# waiting for BIRD's OSPF tick (the proxies still announce the prefix into
+# OSPF for every other router); FAILOVER_GOAL_MS (default 1000, the
+# issue's goal: a run above it is reported "over goal"); FAILOVER_LIMIT_MS
+# (above it the scenario fails; default 1000 with fast reroute, the goal;
+# 1600 without = BFD detection 300 ms + BIRD's OSPF tick of 1 s, its
+# minimum, + margin); LAB_RELAY_LATENCY_MS (default
 # 5; "off" for none): where the kernel has no netem, links of at least that
 # latency (the wan) run through bench/lab/delay.py, a userspace wire.
 set -u
@@ -57,7 +59,6 @@ PIAS_TARGET=${PIAS_TARGET:-$top/target/release/pias-target}
 LAB_TOPO=${LAB_TOPO:-$top/configs/lab.yaml}
 LOAD_SECONDS=${LOAD_SECONDS:-20}
 FAILOVER_GOAL_MS=${FAILOVER_GOAL_MS:-1000}
-FAILOVER_LIMIT_MS=${FAILOVER_LIMIT_MS:-1600}
 FAILOVER_RUNS=${FAILOVER_RUNS:-3}
 LAB_VIRTIO_PROXY=${LAB_VIRTIO_PROXY:-}
 LAB_RELAY_LATENCY_MS=${LAB_RELAY_LATENCY_MS:-5}
@@ -137,7 +138,6 @@ elif [ $netem = 0 ]; then
   echo "note: link latencies are not applied; OSPF costs alone make clusters near or far"
 fi
 [ -z "$LAB_VIRTIO_PROXY" ] || opts+=(--virtio "$LAB_VIRTIO_PROXY")
-[ -z "${LAB_FAST_REROUTE:-}" ] || opts+=(--fast-reroute)
 # The control plane's keys (used when the topology, or LAB_CONTROL, says
 # `control: dynamic`): the proxy group's secret and the group owner's key.
 if [ -x "$PIAS_TARGET" ]; then
@@ -146,6 +146,13 @@ if [ -x "$PIAS_TARGET" ]; then
 fi
 $PY "$here/labtopo.py" "$LAB_TOPO" "$work" "$LAB_PREFIX" "${opts[@]}" || die "cannot render $LAB_TOPO"
 . "$work/lab.env"
+if [ "$LAB_FAST_REROUTE" = 1 ]; then
+  FAILOVER_LIMIT_MS=${FAILOVER_LIMIT_MS:-1000}
+  echo "fast reroute: BFD-tracked static routes to the proxies on each cluster's router (LAB_FAST_REROUTE=0: OSPF + BFD only)"
+else
+  FAILOVER_LIMIT_MS=${FAILOVER_LIMIT_MS:-1600}
+  echo "no fast reroute: OSPF + BFD only (failover waits for BIRD's 1 s OSPF tick)"
+fi
 for h in $LAB_ROUTERS $LAB_CLIENTS $LAB_PROXIES $LAB_TARGETS; do LAB_NETNS+=("${LAB_PREFIX}-$h"); done
 for d in $LAB_RELAYS; do LAB_NETNS+=("${LAB_PREFIX}-${d%%:*}"); done
 bash "$work/setup.sh" || die "building the topology failed (see the host and command above)"

@@ -32,23 +32,27 @@ fn anycast_lab_control() {
     run("anycast-control.sh", "pias-ac", &[], &[]);
 }
 
-/// An IAP proxy dies: OSPF with BFD moves the client to the other proxy of
-/// its cluster; the failover time is measured (goal 1 s, CI limit 1.6 s:
-/// BFD's 300 ms plus BIRD's 1 s OSPF tick plus margin).
+/// An IAP proxy dies: BFD moves the client to the other proxy of its
+/// cluster. The lab's default routing (configs/lab.yaml `fast_reroute`):
+/// the cluster's router holds BFD-tracked static routes to its proxies, so
+/// the dead IAP is dropped on BFD's verdict and the 1 s goal is
+/// the hard limit.
 #[test]
 fn anycast_lab_failover() {
-    run("anycast-failover.sh", "pias-af", &[("FAILOVER_RUNS", "2")], &[]);
+    run("anycast-failover.sh", "pias-af", &[("FAILOVER_RUNS", "2"), ("FAILOVER_LIMIT_MS", "1000")], &[]);
 }
 
-/// The same with BFD-tracked static routes to the proxies on each
-/// cluster's router (LAB_FAST_REROUTE): the dead IAP is dropped on BFD's
-/// verdict, so the 1 s goal is the hard limit.
+/// The same with OSPF + BFD alone (LAB_FAST_REROUTE=0), kept so both stay
+/// measured. BIRD 2's OSPF recomputes routes only on its `tick` timer,
+/// whole seconds, at least 1 s, so failover takes BFD's ~300 ms detection
+/// plus up to 1 s: the limit is 1.6 s (1 s goal reported per run, often
+/// missed: bench/RESULTS.md).
 #[test]
-fn anycast_lab_failover_fast_reroute() {
+fn anycast_lab_failover_ospf() {
     run(
         "anycast-failover.sh",
-        "pias-ar",
-        &[("FAILOVER_RUNS", "2"), ("LAB_FAST_REROUTE", "1"), ("FAILOVER_LIMIT_MS", "1000")],
+        "pias-ao",
+        &[("FAILOVER_RUNS", "2"), ("LAB_FAST_REROUTE", "0"), ("FAILOVER_LIMIT_MS", "1600")],
         &[],
     );
 }
