@@ -445,6 +445,10 @@ def env(t, prefix, work, virtio):
             v[f"SERVICE_{h}"] = d["service"]
         if d["role"] == "client":
             v[f"REGION_{h}"] = d.get("region", "")
+        if d["role"] in ("client", "target", "proxy"):
+            # The router of its lan (for a client or target: where its
+            # packets to the anycast prefix are routed, its catchment).
+            v[f"ROUTER_{h}"] = next(m for m in t.lan(t.lan_of[h][0])["members"] if t.role(m) == "router")
     for c in sorted({t.hosts[p]["cluster"] for p in t.by_role("proxy")}):
         v[f"CLUSTER_{c}"] = " ".join(p for p in t.by_role("proxy") if t.hosts[p]["cluster"] == c)
     for i, g in enumerate(t.groups):

@@ -57,6 +57,17 @@ fn anycast_lab_failover_ospf() {
     );
 }
 
+/// The overlay's failures with real routing: a client's route moves to the
+/// other cluster and back mid-connection (HTTP/1.1 keep-alive to the
+/// affinity group: one connection, one target throughout); then the JAP
+/// serving the client dies: its router routes around it, the IAPs declare
+/// it down and connections are answered via the other JAP within 1 s of
+/// that (none fails later).
+#[test]
+fn anycast_lab_move_jap() {
+    run("anycast-move-jap.sh", "pias-am", &[], &[]);
+}
+
 /// The traffic set with one proxy's port on net_virtio_user, served by a
 /// vhost-user backend (dpdk-testpmd), all without hugepages.
 #[test]
