@@ -27,6 +27,23 @@
 #             web2's agent leaves during a loop of connections (none may
 #             fail); a join signed with another key and a forged proxy
 #             message are refused and counted (bad_signature, bad_mac).
+#   move      (control: dynamic) c1 holds an HTTP/1.1 keep-alive connection
+#             to the affinity group 198.51.100.10:80/tcp, a GET every
+#             200 ms; r1's routing moves (birdc configure: OSPF cost 1000
+#             on its cluster LAN, no fast-reroute static) so c1 enters
+#             cluster 2, then moves back: every GET is answered on the one
+#             connection by the same target.
+#   jap       (control: dynamic) the JAP serving c1 (the group's anchor,
+#             read from c1's IAP cache in piasctl status) dies, piasd and
+#             BIRD killed, while the other proxy of its cluster serves
+#             the group's other target (web2's joins routed there by a
+#             policy route on r2): its router routes around it (BFD),
+#             the overlay declares it down (kill -> down at each client's
+#             IAP) and connections are answered via the other JAP (down ->
+#             first answer, goal <= 1 s); both clients connect every 50 ms
+#             for 8 s across the kill and the losses are counted (none
+#             may fail later than 1 s after the overlay noticed). The proxy
+#             comes back afterwards.
 # Always, at the end: every surviving piasd gets SIGTERM and must exit 0
 # with every mbuf back in its pool.
 #
@@ -36,14 +53,16 @@
 # net_virtio_user device attached to a vhost-user socket served by
 # dpdk-testpmd (net_vhost <-> net_af_packet on the LAN veth, io forwarding);
 # FAILOVER_RUNS (default 3: kill, measure, bring the proxy back);
-# FAILOVER_GOAL_MS (default 1000, the issue's goal: a run above it is
-# reported "over goal"); FAILOVER_LIMIT_MS (default 1600 = BFD detection
-# 300 ms + BIRD's OSPF tick of 1 s, its minimum, + margin: above it the
-# scenario fails); LAB_FAST_REROUTE=1: each cluster's router also holds a
-# static route to the anycast prefix via its proxies, next hops tracked by
-# BFD and preferred over OSPF, so a dead IAP is dropped on BFD's verdict
-# without waiting for BIRD's OSPF tick (the proxies still announce the
-# prefix into OSPF for every other router); LAB_RELAY_LATENCY_MS (default
+# LAB_FAST_REROUTE=0|1 overrides the topology's `fast_reroute` (default
+# true in configs/lab.yaml): each cluster's router also holds a static
+# route to the anycast prefix via its proxies, next hops tracked by BFD and
+# preferred over OSPF, so a dead IAP is dropped on BFD's verdict without
+# waiting for BIRD's OSPF tick (the proxies still announce the prefix into
+# OSPF for every other router); FAILOVER_GOAL_MS (default 1000, the
+# issue's goal: a run above it is reported "over goal"); FAILOVER_LIMIT_MS
+# (above it the scenario fails; default 1000 with fast reroute, the goal;
+# 1600 without = BFD detection 300 ms + BIRD's OSPF tick of 1 s, its
+# minimum, + margin); LAB_RELAY_LATENCY_MS (default
 # 5; "off" for none): where the kernel has no netem, links of at least that
 # latency (the wan) run through bench/lab/delay.py, a userspace wire.
 set -u
@@ -57,14 +76,13 @@ PIAS_TARGET=${PIAS_TARGET:-$top/target/release/pias-target}
 LAB_TOPO=${LAB_TOPO:-$top/configs/lab.yaml}
 LOAD_SECONDS=${LOAD_SECONDS:-20}
 FAILOVER_GOAL_MS=${FAILOVER_GOAL_MS:-1000}
-FAILOVER_LIMIT_MS=${FAILOVER_LIMIT_MS:-1600}
 FAILOVER_RUNS=${FAILOVER_RUNS:-3}
 LAB_VIRTIO_PROXY=${LAB_VIRTIO_PROXY:-}
 LAB_RELAY_LATENCY_MS=${LAB_RELAY_LATENCY_MS:-5}
 PY=/usr/bin/python3
 scenarios=("$@"); [ ${#scenarios[@]} -gt 0 ] || scenarios=(basic load failover)
 for s in "${scenarios[@]}"; do
-  case $s in basic|load|failover|control) ;; *) die "unknown scenario '$s' (basic, load, failover, control)";; esac
+  case $s in basic|load|failover|control|move|jap) ;; *) die "unknown scenario '$s' (basic, load, failover, control, move, jap)";; esac
 done
 
 # ---- prerequisites -------------------------------------------------------
@@ -137,7 +155,6 @@ elif [ $netem = 0 ]; then
   echo "note: link latencies are not applied; OSPF costs alone make clusters near or far"
 fi
 [ -z "$LAB_VIRTIO_PROXY" ] || opts+=(--virtio "$LAB_VIRTIO_PROXY")
-[ -z "${LAB_FAST_REROUTE:-}" ] || opts+=(--fast-reroute)
 # The control plane's keys (used when the topology, or LAB_CONTROL, says
 # `control: dynamic`): the proxy group's secret and the group owner's key.
 if [ -x "$PIAS_TARGET" ]; then
@@ -146,6 +163,13 @@ if [ -x "$PIAS_TARGET" ]; then
 fi
 $PY "$here/labtopo.py" "$LAB_TOPO" "$work" "$LAB_PREFIX" "${opts[@]}" || die "cannot render $LAB_TOPO"
 . "$work/lab.env"
+if [ "$LAB_FAST_REROUTE" = 1 ]; then
+  FAILOVER_LIMIT_MS=${FAILOVER_LIMIT_MS:-1000}
+  echo "fast reroute: BFD-tracked static routes to the proxies on each cluster's router (LAB_FAST_REROUTE=0: OSPF + BFD only)"
+else
+  FAILOVER_LIMIT_MS=${FAILOVER_LIMIT_MS:-1600}
+  echo "no fast reroute: OSPF + BFD only (failover waits for BIRD's 1 s OSPF tick)"
+fi
 for h in $LAB_ROUTERS $LAB_CLIENTS $LAB_PROXIES $LAB_TARGETS; do LAB_NETNS+=("${LAB_PREFIX}-$h"); done
 for d in $LAB_RELAYS; do LAB_NETNS+=("${LAB_PREFIX}-${d%%:*}"); done
 bash "$work/setup.sh" || die "building the topology failed (see the host and command above)"
@@ -266,37 +290,50 @@ targets_join() {
   [ "$LAB_CONTROL" = dynamic ] || return 0
   [ -x "$PIAS_TARGET" ] || die "pias-target not built at $PIAS_TARGET (cargo build --release -p pias-control)"
   say "targets join their groups with pias-target, through the anycast address"
-  local i g tg h port ip
+  local i tg h
+  for ((i = 0; i < LAB_GROUPS; i++)); do
+    eval "tg=\$GROUP_${i}_TARGETS"
+    for h in $tg; do agent_start "${h%%:*}" $i "${h#*:}"; done
+  done
+  # Every target listed at some proxy (its JAP: where native anycast
+  # delivered the join) before any client connects, so no list an IAP
+  # caches lacks a JAP that joins a moment later.
+  local g ip
   for ((i = 0; i < LAB_GROUPS; i++)); do
     eval "g=\$GROUP_$i; tg=\$GROUP_${i}_TARGETS"
     for h in $tg; do
-      port=${h#*:}; h=${h%%:*}; eval "ip=\$IP_$h"
-      local target=$ip; [ "$port" = 0 ] || target=$ip:$port
-      ip netns exec "${LAB_PREFIX}-$h" "$PIAS_TARGET" join --group "$g" --target "$target" --key "$work/owner.key" \
-        --refresh 5 </dev/null >"$work/$h-agent-$i.log" 2>&1 &
-      AGENT["$h $g"]=$!; LAB_PIDS+=($!)
+      eval "ip=\$IP_${h%%:*}"
+      wait_for 30 "a JAP of $g lists its target ${h%%:*} ($ip:${h#*:})" target_alive "$g" "$ip:${h#*:}" \
+        || { tail -3 "$work/${h%%:*}"-agent-*.log; exit 1; }
     done
-  done
-  # Every group listed with a target at some proxy (its JAP: where native
-  # anycast delivered the join).
-  for ((i = 0; i < LAB_GROUPS; i++)); do
-    eval "g=\$GROUP_$i"
-    wait_for 30 "a JAP of $g lists its target" jap_of "$g" || { for h in $LAB_TARGETS; do tail -3 "$work/$h"-agent-*.log; done; exit 1; }
     echo "$g: JAP $(jap_of "$g")"
   done
 }
-# target_alive GROUP ADDR: some JAP lists ADDR as a live target of GROUP.
-target_alive() {
+# agent_start HOST GROUP_INDEX PORT: HOST's pias-target joins group
+# GROUP_INDEX through the anycast address (PORT 0: a whole-IP group).
+agent_start() {
+  local h=$1 i=$2 port=$3 g ip
+  eval "g=\$GROUP_$i; ip=\$IP_$h"
+  local target=$ip; [ "$port" = 0 ] || target=$ip:$port
+  ip netns exec "${LAB_PREFIX}-$h" "$PIAS_TARGET" join --group "$g" --target "$target" --key "$work/owner.key" \
+    --refresh 5 </dev/null >>"$work/$h-agent-$i.log" 2>&1 &
+  AGENT["$h $g"]=$!; LAB_PIDS+=($!)
+}
+# jap_holding GROUP ADDR: the live proxy that lists ADDR as a live target of
+# GROUP (its JAP), if any.
+jap_holding() {
   local p
   for p in $LAB_PROXIES; do
     [ -n "${KILLED[$p]:-}" ] && continue
     ctl "$p" status --json 2>/dev/null | $PY -c '
 import json, sys
 p = (json.load(sys.stdin)["control"].get("plane") or {})
-sys.exit(0 if sys.argv[2] in p.get("targets", {}).get(sys.argv[1], []) else 1)' "$1" "$2" && return 0
+sys.exit(0 if sys.argv[2] in p.get("targets", {}).get(sys.argv[1], []) else 1)' "$1" "$2" && { echo $p; return 0; }
   done
   return 1
 }
+# target_alive GROUP ADDR: some JAP lists ADDR as a live target of GROUP.
+target_alive() { jap_holding "$1" "$2" >/dev/null; }
 # raps_of GROUP: the proxies that are RAPs of GROUP.
 raps_of() {
   local p out=""
@@ -460,7 +497,7 @@ import sys
 t = float(sys.argv[2]); rows = []
 for line in open(sys.argv[1]):
     p = line.split()
-    if len(p) == 3: rows.append((float(p[0]), p[1], float(p[2]) / 1000))
+    if len(p) >= 3: rows.append((float(p[0]), p[1], float(p[2]) / 1000))
 # The outage starts with the first failed attempt after T (attempts sent
 # in the few ms the dying process still forwards are answered).
 f = [s for s, r, d in rows if r == "fail" and s >= t]
@@ -480,6 +517,22 @@ find_iap() {
   eval "ip=\$IP_$c"
   nh=$(in_ns r1 ip route get "$AA_HTTP" from "$ip" iif "$(eval echo \$LAN_$c)" | sed -n 's/.* via \([0-9.]*\) .*/\1/p')
   for p in $LAB_PROXIES; do [ "$(eval echo \$IP_$p)" = "$nh" ] && echo "$p"; done
+}
+
+# route_changed_ms FILE T: ms from epoch T to the first change of the
+# anycast route in FILE (`ip -ts monitor route` output), or "none".
+route_changed_ms() {
+  $PY -c '
+import sys, datetime
+t = float(sys.argv[2])
+for l in open(sys.argv[1]):
+    if l.startswith("[") and (sys.argv[3] in l or "nexthop" in l):
+        s = datetime.datetime.strptime(l[1:27], "%Y-%m-%dT%H:%M:%S.%f").timestamp()
+        if s >= t:
+            print(int((s - t) * 1000))
+            break
+else:
+    print("none")' "$1" "$2" "$LAB_ANYCAST" 2>/dev/null || echo none
 }
 
 # verdict MS: ok within the goal, "over goal" within the CI limit, else FAIL.
@@ -521,14 +574,7 @@ scenario_failover() {
     local hms hf dms df rms
     read -r hms hf < <(first_ok_after "$work/probe-http-$run" "$t_kill")
     read -r dms df < <(first_ok_after "$work/probe-dns-$run" "$t_kill")
-    rms=$($PY -c '
-import sys, datetime
-t = float(sys.argv[2])
-for l in open(sys.argv[1]):
-    if l.startswith("[") and "198.51.100.0/24" in l or l.startswith("[") and "nexthop" in l:
-        s = datetime.datetime.strptime(l[1:27], "%Y-%m-%dT%H:%M:%S.%f").timestamp()
-        if s >= t: print(int((s - t) * 1000)); break
-else: print("none")' "$work/r1-routes-$run" "$t_kill" 2>/dev/null)
+    rms=$(route_changed_ms "$work/r1-routes-$run" "$t_kill")
     echo "run $run: r1's route changed ${rms} ms after the kill; http answered again after ${hms} ms ($hf attempts failed), dns after ${dms} ms ($df failed)"
     row "failover run $run: IAP $iap killed, r1 route changed" "${rms} ms" "-" "-"
     row "failover run $run: http probe from $c answered again" "${hms} ms" "<= ${FAILOVER_GOAL_MS} ms" "$(verdict $hms)"
@@ -624,6 +670,291 @@ socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(m, ('$a1', 7450))"
   wait_for 10 "a proxy refused the wrongly signed join" rejected_some bad_signature
   wait_for 10 "$p1 refused the forged proxy message" rejected_some bad_mac
   row "control: wrong-key join / forged proxy message" "bad_signature $(rejected bad_signature), bad_mac $(rejected bad_mac)" "refused, counted" "$([ "$(rejected bad_signature)" -ge 1 ] && [ "$(rejected bad_mac)" -ge 1 ] && echo ok || echo FAIL)"
+}
+
+# client_route C: how C's router routes C's packets to the HTTP group.
+client_route() {
+  local c=$1 r ip lan
+  eval "r=\$ROUTER_$c; ip=\$IP_$c; lan=\$LAN_$c"
+  in_ns "$r" ip route get "$AA_HTTP" from "$ip" iif "$lan"
+}
+# client_iap C: the proxy C's router sends C's packets to, if any.
+client_iap() {
+  local nh p
+  nh=$(client_route "$1" | sed -n 's/.* via \([0-9.]*\) .*/\1/p')
+  for p in $LAB_PROXIES; do [ "$(eval echo \$IP_$p)" = "$nh" ] && echo "$p"; done
+}
+# iap_sum PROXY...: packets these proxies took in as IAP (cached or via a RAP).
+iap_sum() {
+  local p n=0
+  for p in "$@"; do n=$((n + $(counter $p iap_cached) + $(counter $p iap_to_rap))); done
+  echo $n
+}
+ms_between() { $PY -c "print(int(($2 - $1) * 1000))"; }
+
+# A client's route moves to the other cluster in the middle of a TCP
+# connection (seed §3.5): routing changes, piasd does not. The group has
+# connection affinity (control/PROTOCOL.md §13): every IAP sends its
+# packets to the group's anchor JAP, whose NAT holds the connection.
+scenario_move() {
+  say "move: c1's route moves to cluster 2 mid-connection (HTTP/1.1 keep-alive to $GROUP_0, affinity): the connection survives"
+  [ "$LAB_CONTROL" = dynamic ] || { fail "the move scenario needs control: dynamic (the affinity group's anchor)"; return; }
+  local c=c1 r=$ROUTER_c1 near=$CLUSTER_1 far=$CLUSTER_2 kw
+  eval "kw=\$LAN_${near%% *}"
+  local conf="$work/$r.bird.conf" moved="$work/$r.moved.bird.conf"
+  # The move: r1's OSPF cost into its cluster's LAN rises above the way
+  # across the wan to cluster 2, and (fast reroute) r1's BFD-tracked static
+  # route to its own proxies goes: r1 now sends the prefix to cluster 2.
+  sed -e "s/interface \"$kw\" { type broadcast; cost [0-9]*;/interface \"$kw\" { type broadcast; cost 1000;/" \
+      -e '/^protocol static anycast_bfd/,/^}/d' "$conf" > "$moved"
+  grep -q "interface \"$kw\" { type broadcast; cost 1000;" "$moved" || { fail "host $r: no OSPF interface $kw to raise the cost of in $conf"; return; }
+  local out; out=$(client_route $c); echo "$r before: $out"
+  echo "$out" | grep -q " dev $kw " || { fail "host $r: ip route get $AA_HTTP from $c does not lead into cluster 1 ($kw): $out"; return; }
+  local stop="$work/move.stop"; rm -f "$stop"
+  in_ns $c $PY "$here/keepalive.py" "$AA_HTTP" 80 0.2 60 "$stop" </dev/null >"$work/move.out" 2>&1 &
+  local kp=$!; LAB_PIDS+=($kp)
+  if ! wait_for 15 "host $c: 5 answers on one keep-alive connection to $AA_HTTP:80" \
+       sh -c "[ \$(grep -c 'hello from' '$work/move.out') -ge 5 ]"; then
+    touch "$stop"; wait $kp; cat "$work/move.out"; return
+  fi
+  local t_move t_moved t_back ms_move ms_back
+  t_move=$(date +%s.%N)
+  out=$(birdc -s "$work/$r.ctl" configure "\"$moved\"" 2>&1)
+  echo "$r: birdc configure (cost 1000 on $kw$([ "$LAB_FAST_REROUTE" = 1 ] && echo ", static anycast_bfd removed")): $(echo "$out" | tail -1)"
+  echo "$out" | grep -q "Reconfigur" || fail "host $r: birdc configure \"$moved\": $out"
+  moved_away() { client_route $c | grep -q " dev $kw " && return 1; client_route $c | grep -q " via "; }
+  wait_for 15 "host $r: ip route get $AA_HTTP from $c leaves cluster 1" moved_away
+  t_moved=$(date +%s.%N); ms_move=$(ms_between $t_move $t_moved)
+  echo "$r after ${ms_move} ms: $(client_route $c | head -1)"
+  # GETs on the moved path: they enter at the cluster-2 proxy r2 picks for
+  # c1 (an IAP, or the anchor JAP itself), none at cluster 1 (counters are
+  # published every tick: read after one).
+  local wan x near0 near1 x0 x1
+  wan=$(client_route $c | sed -n 's/.* dev \([^ ]*\).*/\1/p' | head -1)
+  local rf; eval "rf=\$ROUTER_${far%% *}"
+  x=$(for p in $far; do [ "$(in_ns $rf ip route get "$AA_HTTP" from "$IP_c1" iif "$wan" | sed -n 's/.* via \([0-9.]*\) .*/\1/p')" = "$(eval echo \$IP_$p)" ] && echo $p; done)
+  sleep 1
+  near0=$(iap_sum $near); [ -n "$x" ] && x0=$(($(iap_sum $x) + $(counter $x jap_forwarded)))
+  sleep 3
+  near1=$(iap_sum $near); [ -n "$x" ] && x1=$(($(iap_sum $x) + $(counter $x jap_forwarded)))
+  echo "while moved (3 s): c1's packets enter at ${x:-no proxy} (r2's choice): it took ${x:+$((x1 - x0))} packets in; cluster 1 ($near) took $((near1 - near0)) in as IAP"
+  [ -n "$x" ] || fail "host $rf: ip route get $AA_HTTP from $IP_c1 iif $wan names no proxy of cluster 2"
+  [ -n "$x" ] && [ $((x1 - x0)) -ge 5 ] && [ $((near1 - near0)) = 0 ] \
+    || fail "host $c: the GETs after the move did not enter at cluster 2 (${x:-none}: ${x:+$((x1 - x0))}, cluster 1: $((near1 - near0)))"
+  # Routing back (also after a failure above: later scenarios need it).
+  out=$(birdc -s "$work/$r.ctl" configure "\"$conf\"" 2>&1)
+  echo "$out" | grep -q "Reconfigur" || fail "host $r: birdc configure \"$conf\": $out"
+  moved_back() { client_route $c | grep -q " dev $kw "; }
+  wait_for 15 "host $r: ip route get $AA_HTTP from $c back into cluster 1" moved_back
+  t_back=$(date +%s.%N); ms_back=$(ms_between $t_moved $t_back)
+  sleep 2
+  touch "$stop"; local rc=0; wait $kp || rc=$?
+  # The close (FIN, last ACK) is over before a later scenario changes the
+  # group: a late or retransmitted segment would miss an emptied IAP cache
+  # and fill it from a RAP whose view is in flux.
+  open_conn() { in_ns $c ss -Htn exclude time-wait dst "$AA_HTTP" dport = :80 | grep -q .; }
+  wait_for 10 "host $c: the keep-alive connection to $AA_HTTP:80 closed" eval '! open_conn'
+  # Every answer came on the one connection (same local port), from the
+  # same target (the body names it and the address and port it saw):
+  # before, while routed to cluster 2, and after the way back.
+  local res
+  res=$($PY - "$work/move.out" "$t_moved" "$t_back" <<'EOF'
+import sys
+t1, t2 = float(sys.argv[2]), float(sys.argv[3])
+rows, err = [], None
+for l in open(sys.argv[1]):
+    if l.startswith("error:"):
+        err = l.strip()
+        continue
+    p = l.split(None, 2)
+    if len(p) == 3:
+        rows.append((float(p[0]), p[1] + " " + p[2].strip()))
+who = {w for _, w in rows}
+n0 = sum(1 for t, _ in rows if t < t1)
+n1 = sum(1 for t, _ in rows if t1 <= t < t2)
+n2 = sum(1 for t, _ in rows if t >= t2)
+ok = err is None and len(who) == 1 and n0 > 0 and n1 >= 5 and n2 >= 3
+print("%s %d %d %d %s" % ("ok" if ok else "FAIL", n0, n1, n2, (err or " | ".join(sorted(who))).replace(" ", "_")))
+EOF
+)
+  local v n0 n1 n2 what; read -r v n0 n1 n2 what <<<"$res"
+  what=${what//_/ }
+  echo "c1's connection: $n0 GETs before the move, $n1 while routed to cluster 2, $n2 after the way back (rc $rc): $what"
+  [ "$v" = ok ] && [ $rc = 0 ] || { v=FAIL; fail "host $c: the keep-alive connection did not survive the route moves, or changed target: $what"; tail -3 "$work/move.out"; }
+  row "move: r1 -> cluster 2 (birdc configure): route moved" "${ms_move} ms (back: ${ms_back} ms)" "-" "-"
+  row "move: c1 keep-alive GETs before/moved (via ${x:-?})/back" "$n0/$n1/$n2, 1 connection, 1 target" "survives" "$v"
+}
+
+# plane_list PROXY KEY GROUP: a list of proxy ids by group from PROXY's
+# control-plane status: KEY iap_cache (its IAP cache, in order) or
+# rap_japs (its RAP view: JAPs with live targets).
+plane_list() {
+  ctl "$1" status --json 2>/dev/null | $PY -c '
+import json, sys
+p = (json.load(sys.stdin)["control"].get("plane") or {})
+print(" ".join(str(i) for i in p.get(sys.argv[1], {}).get(sys.argv[2], [])))' "$2" "$3"
+}
+proxy_named() { local p; for p in $LAB_PROXIES; do [ "$(eval echo \$ID_$p)" = "$1" ] && echo $p; done; }
+# declared_down PROXY ID T: epoch of the first "proxy ID declared down" in
+# PROXY's log at or after epoch T, or "none".
+declared_down() {
+  $PY - "$work/$1.log" "$2" "$3" <<'EOF'
+import sys, datetime
+t = float(sys.argv[3]); pat = "proxy %s declared down" % sys.argv[2]
+for l in open(sys.argv[1], errors="replace"):
+    if pat in l and l.startswith("["):
+        try:
+            s = datetime.datetime.strptime(l[1:25], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=datetime.timezone.utc).timestamp()
+        except ValueError:
+            continue
+        if s >= t - 0.01:
+            print("%.6f" % s)
+            break
+else:
+    print("none")
+EOF
+}
+two_japs() {
+  ja=$(jap_holding "$GROUP_0" "$IP_web:80"); jb=$(jap_holding "$GROUP_0" "$IP_web2:80")
+  [ -n "$ja" ] && [ -n "$jb" ] && [ "$ja" != "$jb" ]
+}
+no_jap() { ! jap_of "$GROUP_0" >/dev/null; }
+both_cached() { http_get c1 "$AA_HTTP" >/dev/null; list=$(plane_list $iap iap_cache "$GROUP_0"); [ "$(echo $list | wc -w)" -ge 2 ]; }
+# raps_know_both ID ID: every live RAP of the HTTP group lists both JAPs.
+raps_know_both() {
+  local r n=0 v
+  for r in $(raps_of "$GROUP_0"); do
+    v=" $(plane_list $r rap_japs "$GROUP_0") "
+    [[ "$v" == *" $1 "* && "$v" == *" $2 "* ]] || return 1
+    n=$((n + 1))
+  done
+  [ $n -ge 1 ]
+}
+
+# A JAP proxy dies (seed §3.6): the overlay declares it down, the IAPs drop
+# it from their caches and new connections go to the next JAP of the
+# group's list. The set-up is read from piasctl, not guessed: web joins
+# the HTTP group where r2's ECMP delivers its join (its JAP, read from
+# piasctl status); web2's joins are routed to the other proxy of that
+# cluster by a policy route on r2 (a catchment as an IGP would draw it for
+# a target nearer that proxy), so the group has two JAPs whatever the ECMP
+# hash; both agents leave and join again first, so the RAPs push fresh
+# lists; once every RAP lists both JAPs, c1 connects and its IAP caches
+# both, the anchor first (read from its IAP cache): the anchor is the JAP
+# killed.
+scenario_jap() {
+  say "jap: the JAP serving c1 dies (piasd and BIRD killed): declared down, dropped from the IAP caches, connections flow via the other JAP"
+  [ "$LAB_CONTROL" = dynamic ] || { fail "the jap scenario needs control: dynamic"; return; }
+  local g=$GROUP_0 h ja jb out a rw=$ROUTER_web2
+  for h in web web2; do
+    kill -0 "${NGINX[$h]}" 2>/dev/null || { fail "host $h: nginx is not running"; return; }
+  done
+  # Both agents leave (the RAPs withdraw and push lists to the IAPs).
+  for h in web web2; do
+    a=${AGENT["$h $g"]:-}
+    if [ -n "$a" ] && kill -TERM "$a" 2>/dev/null; then wait "$a" || fail "host $h: pias-target exited non-zero on SIGTERM"; fi
+  done
+  wait_for 15 "no JAP lists a target of $g after the agents left" no_jap || return
+  agent_start web 0 80
+  web_joined() { ja=$(jap_holding "$g" "$IP_web:80"); }
+  wait_for 20 "web joined $g" web_joined || return
+  local other="" oip cl
+  eval "cl=\$CLUSTER_$ja"
+  for h in $(eval echo \$CLUSTER_$cl); do [ "$h" != "$ja" ] && other=$h; done
+  [ -n "$other" ] || { fail "web's JAP $ja has no other proxy in its cluster $cl"; return; }
+  eval "oip=\$IP_$other"
+  echo "web joined at $ja (r2's ECMP); web2's joins are routed to $other (policy route on $rw)"
+  step $rw ip rule add from "$IP_web2" to "$LAB_ANYCAST" lookup 100 pref 100 || return
+  step $rw ip route add "$LAB_ANYCAST" via "$oip" table 100 || return
+  agent_start web2 0 80
+  wait_for 20 "web and web2 joined $g at two JAPs" two_japs
+  echo "$g: web at JAP ${ja:-none}, web2 at JAP ${jb:-none}"
+  two_japs || { fail "the targets of $g are not at two JAPs (web: ${ja:-none}, web2: ${jb:-none})"; return; }
+  # The JAPs' reports reached every RAP before c1 connects: the list its
+  # IAP gets then names both (a JAP that joins later is not pushed to IAPs
+  # holding a list, control/PROTOCOL.md §9).
+  wait_for 10 "every RAP of $g ($(raps_of "$g")) lists JAPs $ja and $jb" raps_know_both "$(eval echo \$ID_$ja)" "$(eval echo \$ID_$jb)" || return
+  # c1's IAP learns the list (both JAPs, the anchor first) from a RAP.
+  local iap list; iap=$(client_iap c1)
+  [ -n "$iap" ] || { fail "host $ROUTER_c1: ip route get $AA_HTTP from c1 names no proxy: $(client_route c1)"; return; }
+  wait_for 20 "c1's IAP $iap caches both JAPs of $g" both_cached
+  echo "c1's IAP $iap caches for $g: JAPs $list"
+  [ "$(echo $list | wc -w)" -ge 2 ] || { fail "host $iap: its IAP cache for $g lists ${list:-nothing}, not both JAPs"; return; }
+  local victim survivor vt st
+  victim=$(proxy_named ${list%% *})
+  if [ "$victim" = "$ja" ]; then survivor=$jb; vt=web; st=web2; else survivor=$ja; vt=web2; st=web; fi
+  out=$(http_get c1 "$AA_HTTP")
+  echo "$out" | grep -q "hello from $vt ($(eval echo \$IP_$victim):" || { fail "host c1: the anchor $victim's target $vt does not answer c1 (got '$out')"; return; }
+  # Connections from both clients across the kill (bounded: one every
+  # 50 ms for 8 s, 1 s timeout each); the victim's router's routes
+  # timestamped.
+  local stop="$work/jap.stop" c pr=() t_kill pm i vid vr sip
+  rm -f "$stop"; eval "vid=\$ID_$victim; sip=\$IP_$survivor"; eval "vr=\$ROUTER_$victim"
+  for c in $LAB_CLIENTS; do
+    in_ns $c $PY "$here/probe.py" http "$AA_HTTP" 80 0.05 8 "$stop" </dev/null >"$work/jap-probe-$c" 2>&1 &
+    pr+=($!)
+  done
+  ip -n "${LAB_PREFIX}-$vr" -ts monitor route </dev/null >"$work/jap-routes" 2>&1 &
+  pm=$!; LAB_PIDS+=("${pr[@]}" $pm)
+  sleep 1.5
+  echo "killing JAP $victim (proxy $vid: piasd and BIRD), the anchor of $g; $survivor serves $st"
+  t_kill=$(date +%s.%N)
+  for i in $(ip netns pids "${LAB_PREFIX}-$victim"); do kill -9 "$i" 2>/dev/null; done
+  KILLED[$victim]=1
+  wait "${PID[$victim]}" 2>/dev/null
+  wait "${pr[@]}"; kill $pm 2>/dev/null; wait $pm 2>/dev/null
+  local rms; rms=$(route_changed_ms "$work/jap-routes" "$t_kill")
+  echo "$vr: route to $LAB_ANYCAST changed ${rms} ms after the kill: $(in_ns $vr ip route show "$LAB_ANYCAST" | tr -s ' \n' ' ')"
+  local still=0; in_ns $vr ip route show "$LAB_ANYCAST" | grep -q "via $(eval echo \$IP_$victim) " && still=1
+  [ $still = 0 ] || fail "host $vr: still routes $LAB_ANYCAST via the dead $victim"
+  row "jap: $vr routes around the dead $victim (BFD)" "${rms} ms" "-" "$([ "$rms" != none ] && [ $still = 0 ] && echo ok || echo FAIL)"
+  for c in $LAB_CLIENTS; do
+    # The IAP that served c after the kill (its router's choice now) and
+    # when that IAP's overlay declared the victim down.
+    local ci td res kd ds ks lost n late
+    ci=$(client_iap $c)
+    [ -n "$ci" ] || { fail "host $(eval echo \$ROUTER_$c): no IAP for $c after the kill"; continue; }
+    td=$(declared_down $ci $vid $t_kill)
+    res=$($PY - "$work/jap-probe-$c" "$t_kill" "$td" "$sip" <<'EOF'
+import sys
+t_kill = float(sys.argv[2]); td = None if sys.argv[3] == "none" else float(sys.argv[3]); sip = sys.argv[4]
+rows = []
+for l in open(sys.argv[1]):
+    p = l.split()
+    if len(p) >= 3:
+        rows.append((float(p[0]), p[1], float(p[2]) / 1000, p[3] if len(p) > 3 else "-"))
+after = [r for r in rows if r[0] >= t_kill]
+lost = sum(1 for r in after if r[1] == "fail")
+served = [s + d for s, res, d, who in after if res == "ok" and who.endswith("@" + sip)]
+first = min(served) if served else None
+# Later than the goal after the overlay noticed, nothing may fail.
+late = sum(1 for r in after if td is not None and r[0] >= td + 1.0 and r[1] == "fail")
+fmt = lambda x: "none" if x is None else str(int(x * 1000))
+print(fmt(None if td is None else td - t_kill), fmt(None if first is None or td is None else first - td),
+      fmt(None if first is None else first - t_kill), lost, len(after), late)
+EOF
+)
+    read -r kd ds ks lost n late <<<"$res"
+    echo "$c (IAP $ci): $victim declared down ${kd} ms after the kill; first connection answered via $survivor ${ds} ms after that (${ks} ms after the kill); $lost of $n connections failed, $late of them later than 1 s after the overlay noticed"
+    row "jap: $c's IAP $ci declares $victim down" "${kd} ms after the kill" "-" "$([ "$kd" != none ] && echo ok || echo FAIL)"
+    row "jap: declared down -> $c answered via $survivor" "${ds} ms" "<= 1000 ms" "$([ "$ds" != none ] && [ "$ds" -le 1000 ] && echo ok || echo FAIL)"
+    row "jap: $c connections lost across the kill" "$lost of $n ($late after down+1 s)" "0 after down+1s" "$([ "$late" = 0 ] && echo ok || echo FAIL)"
+    [ "$kd" != none ] || fail "host $ci: did not declare $victim down"
+    [ "$ds" != none ] && [ "$ds" -le 1000 ] || fail "host $c: no connection answered via $survivor within 1 s of $ci declaring $victim down (${ds} ms)"
+    [ "$late" = 0 ] || fail "host $c: $late connections failed later than 1 s after $ci declared $victim down"
+  done
+  # Afterwards every connection goes via the survivor (the targets' agents
+  # may have joined there too by now).
+  out=$(http_get c1 "$AA_HTTP"); echo "$out" | grep -q "hello from web2\? ($sip:" || fail "host c1: not answered via $survivor after the kill (got '$out')"
+  role_table
+  # web2's joins follow ECMP again, the proxy host comes back (piasd,
+  # BIRD) and routing settles, for the scenarios after this one.
+  step $rw ip rule del from "$IP_web2" to "$LAB_ANYCAST" lookup 100 pref 100
+  step $rw ip route flush table 100
+  start_proxy "$victim"; unset "KILLED[$victim]"
+  wait_for 40 "piasd on $victim back" ctl "$victim" status || return 1
+  step "$victim" "${RT[@]}" bird -c "$work/$victim.bird.conf" -s "$work/$victim.ctl" -P "$work/$victim.bird.pid" || return 1
+  stable 90 8 || fail "host $vr: no stable ECMP after $victim came back"
 }
 
 for s in "${scenarios[@]}"; do "scenario_$s"; done

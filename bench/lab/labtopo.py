@@ -1,15 +1,15 @@
 #!/usr/bin/python3
 """Renders a lab topology (configs/lab.yaml) into what bench/lab/anycast.sh runs.
 
-    labtopo.py TOPOLOGY WORKDIR PREFIX [--virtio PROXY] [--no-netem] [--fast-reroute]
-               [--relay-latency MIN_MS]
+    labtopo.py TOPOLOGY WORKDIR PREFIX [--virtio PROXY] [--no-netem] [--relay-latency MIN_MS]
 
 --relay-latency MIN_MS (with --no-netem): two-host links with a latency of
 at least MIN_MS run through bench/lab/delay.py in a namespace of their own
 (PREFIX-d<lan>), the runner starts it.
---fast-reroute adds, on each router with proxies on its LANs, a static route
-to the anycast prefix via those proxies with BFD-tracked next hops,
-preferred over OSPF: failover without waiting for BIRD's OSPF tick.
+The topology's `fast_reroute: true` (LAB_FAST_REROUTE=0|1 overrides it)
+adds, on each router with proxies on its LANs, a static route to the
+anycast prefix via those proxies with BFD-tracked next hops, preferred over
+OSPF: failover without waiting for BIRD's OSPF tick.
 
 writes into WORKDIR:
   setup.sh           namespaces, veths, bridges, addresses, sysctls, netem
@@ -70,6 +70,13 @@ class Topo:
         self.control = os.environ.get("LAB_CONTROL") or t.get("control", "static")
         if self.control not in ("static", "dynamic"):
             raise TopoError(f"{w}: control: expected static or dynamic, found {self.control!r}")
+        fr = t.get("fast_reroute", False)
+        if not isinstance(fr, bool):
+            raise TopoError(f"{w}: fast_reroute: expected true or false, found {fr!r}")
+        env_fr = os.environ.get("LAB_FAST_REROUTE")
+        if env_fr not in (None, "", "0", "1"):
+            raise TopoError(f"LAB_FAST_REROUTE (overriding {w}: fast_reroute): expected 0 or 1, found {env_fr!r}")
+        self.fast_reroute = fr if env_fr in (None, "") else env_fr == "1"
         self.hosts = need(t, "hosts", w, dict)
         for h, d in self.hosts.items():
             if len(h) > 6:
@@ -425,6 +432,7 @@ def env(t, prefix, work, virtio):
         "LAB_ANYCAST": str(t.anycast),
         "LAB_VIRTIO": virtio or "",
         "LAB_CONTROL": t.control,
+        "LAB_FAST_REROUTE": "1" if t.fast_reroute else "0",
     }
     for h, d in t.hosts.items():
         if len(t.lan_of[h]) == 1:
@@ -437,6 +445,10 @@ def env(t, prefix, work, virtio):
             v[f"SERVICE_{h}"] = d["service"]
         if d["role"] == "client":
             v[f"REGION_{h}"] = d.get("region", "")
+        if d["role"] in ("client", "target", "proxy"):
+            # The router of its lan (for a client or target: where its
+            # packets to the anycast prefix are routed, its catchment).
+            v[f"ROUTER_{h}"] = next(m for m in t.lan(t.lan_of[h][0])["members"] if t.role(m) == "router")
     for c in sorted({t.hosts[p]["cluster"] for p in t.by_role("proxy")}):
         v[f"CLUSTER_{c}"] = " ".join(p for p in t.by_role("proxy") if t.hosts[p]["cluster"] == c)
     for i, g in enumerate(t.groups):
@@ -455,7 +467,6 @@ def main(argv):
         virtio = argv[argv.index("--virtio") + 1]
         args.remove(virtio)
     netem = "--no-netem" not in argv
-    fast = "--fast-reroute" in argv
     relay = None
     if "--relay-latency" in argv:
         relay = float(argv[argv.index("--relay-latency") + 1])
@@ -474,7 +485,7 @@ def main(argv):
             files[f"{h}.piasd.yaml"] = piasd_yaml(t, h, work, prefix, h == virtio)
             files[f"{h}.bird.conf"] = bird_conf(t, h, work)
         for h in t.by_role("router"):
-            files[f"{h}.bird.conf"] = bird_conf(t, h, work, fast)
+            files[f"{h}.bird.conf"] = bird_conf(t, h, work, t.fast_reroute)
         for h in t.by_role("target"):
             s = t.hosts[h].get("service")
             if s == "nginx":

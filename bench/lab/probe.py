@@ -3,7 +3,11 @@
 thread, so a lost SYN or query never delays the next attempt) until STOPFILE
 exists or DURATION passes; prints one line per attempt when it ends:
 
-    <start epoch seconds> ok|fail <ms>
+    <start epoch seconds> ok|fail <ms> [<who>]
+
+(http: <who> is the answering target and the address it saw, TARGET@ADDR,
+from a body "hello from TARGET (ADDR:PORT -> ...)" as the lab's nginx
+writes it: behind a JAP, ADDR is that JAP's; - if the body names none).
 
     probe.py http HOST PORT INTERVAL DURATION STOPFILE
     probe.py dns  HOST PORT INTERVAL DURATION STOPFILE   (A www.lab.)
@@ -31,7 +35,13 @@ def http(host, port):
             if not b:
                 break
             data += b
-        return data.startswith(b"HTTP/1.1 200") or data.startswith(b"HTTP/1.0 200")
+        if not (data.startswith(b"HTTP/1.1 200") or data.startswith(b"HTTP/1.0 200")):
+            return False
+        if b"hello from " not in data:
+            return "-"
+        words = data.split(b"hello from ", 1)[1].split()
+        who = words[0] + (b"@" + words[1].strip(b"(").split(b":")[0] if len(words) > 1 else b"")
+        return who.decode(errors="replace")
 
 
 def dns(host, port):
@@ -52,8 +62,9 @@ def attempt(fn, host, port):
     except OSError:
         ok = False
     ms = (time.time() - t0) * 1000
+    who = f" {ok}" if isinstance(ok, str) else ""
     with lock:
-        print(f"{t0:.6f} {'ok' if ok else 'fail'} {ms:.1f}", flush=True)
+        print(f"{t0:.6f} {'ok' if ok else 'fail'} {ms:.1f}{who}", flush=True)
 
 
 def main():

@@ -138,6 +138,15 @@ pub struct PlaneStatus {
     pub targets: BTreeMap<String, Vec<String>>,
     /// Groups this proxy is a RAP of.
     pub rap_of: Vec<String>,
+    /// This proxy's RAP view, for the groups it is a RAP of: the JAPs with
+    /// live targets (what its JAP lists are made from).
+    #[serde(default)]
+    pub rap_japs: BTreeMap<String, Vec<u32>>,
+    /// This proxy's IAP cache: the JAP list per group as its workers hold
+    /// it (new flows go to the first; an affinity group's anchor), what a
+    /// JAP's death or an invalidation fails over to.
+    #[serde(default)]
+    pub iap_cache: BTreeMap<String, Vec<u32>>,
     /// Datagrams refused by the gate, by reason (non-zero only).
     pub rejected: BTreeMap<String, u64>,
     /// Datagrams accepted by the gate.
@@ -396,14 +405,22 @@ impl Plane {
             .collect();
         let mut targets = BTreeMap::new();
         let mut rap_of = Vec::new();
+        let mut rap_japs = BTreeMap::new();
         for g in &st.groups {
             if !g.targets.is_empty() {
                 targets.insert(g.group.to_string(), g.targets.iter().map(|t| format!("{}:{}{}", t.addr.ip, t.addr.port, if t.alive { "" } else { " (dead)" })).collect());
             }
             if g.raps.contains(&st.me) {
                 rap_of.push(g.group.to_string());
+                rap_japs.insert(g.group.to_string(), cp.rap().japs(&g.group).iter().map(|(j, _)| j.0).collect());
             }
         }
+        let now = self.now();
+        let iap_cache = cp
+            .registry()
+            .iter()
+            .filter_map(|(g, _)| Some((g.to_string(), cp.iap().cached(g, now)?.as_slice().iter().map(|p| p.0).collect())))
+            .collect();
         let gate = cp.gate().counters();
         PlaneStatus {
             me: st.me.0,
@@ -412,6 +429,8 @@ impl Plane {
             groups: cp.registry().iter().map(|(g, _)| g.to_string()).collect(),
             targets,
             rap_of,
+            rap_japs,
+            iap_cache,
             rejected: gate.iter().filter(|(_, v)| *v > 0).map(|(k, v)| (k.to_string(), v)).collect(),
             accepted: gate.accepted(),
             driver: self.counters.clone(),

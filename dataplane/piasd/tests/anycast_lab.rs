@@ -16,11 +16,11 @@ fn run(script: &str, prefix: &str, env: &[(&str, &str)], extra: &[&str]) {
 }
 
 /// curl, dig, a 4 MB download and iperf3 through the anycast address from
-/// both regions; a bounded mixed load loses nothing and flaps no BFD
-/// session; every piasd exits 0 with a full mempool.
+/// both regions; a 60 s mixed load (the issue's) loses nothing and flaps no
+/// BFD session; every piasd exits 0 with a full mempool.
 #[test]
 fn anycast_lab_traffic() {
-    run("anycast-traffic.sh", "pias-at", &[("LOAD_SECONDS", "15")], &[]);
+    run("anycast-traffic.sh", "pias-at", &[("LOAD_SECONDS", "60")], &[]);
 }
 
 /// The control plane's failures in the anycast lab: a target dies (new
@@ -32,25 +32,40 @@ fn anycast_lab_control() {
     run("anycast-control.sh", "pias-ac", &[], &[]);
 }
 
-/// An IAP proxy dies: OSPF with BFD moves the client to the other proxy of
-/// its cluster; the failover time is measured (goal 1 s, CI limit 1.6 s:
-/// BFD's 300 ms plus BIRD's 1 s OSPF tick plus margin).
+/// An IAP proxy dies: BFD moves the client to the other proxy of its
+/// cluster. The lab's default routing (configs/lab.yaml `fast_reroute`):
+/// the cluster's router holds BFD-tracked static routes to its proxies, so
+/// the dead IAP is dropped on BFD's verdict and the 1 s goal is
+/// the hard limit.
 #[test]
 fn anycast_lab_failover() {
-    run("anycast-failover.sh", "pias-af", &[("FAILOVER_RUNS", "2")], &[]);
+    run("anycast-failover.sh", "pias-af", &[("FAILOVER_RUNS", "2"), ("FAILOVER_LIMIT_MS", "1000")], &[]);
 }
 
-/// The same with BFD-tracked static routes to the proxies on each
-/// cluster's router (LAB_FAST_REROUTE): the dead IAP is dropped on BFD's
-/// verdict, so the 1 s goal is the hard limit.
+/// The same with OSPF + BFD alone (LAB_FAST_REROUTE=0), kept so both stay
+/// measured. BIRD 2's OSPF recomputes routes only on its `tick` timer,
+/// whole seconds, at least 1 s, so failover takes BFD's ~300 ms detection
+/// plus up to 1 s: the limit is 1.6 s (1 s goal reported per run, often
+/// missed: bench/RESULTS.md).
 #[test]
-fn anycast_lab_failover_fast_reroute() {
+fn anycast_lab_failover_ospf() {
     run(
         "anycast-failover.sh",
-        "pias-ar",
-        &[("FAILOVER_RUNS", "2"), ("LAB_FAST_REROUTE", "1"), ("FAILOVER_LIMIT_MS", "1000")],
+        "pias-ao",
+        &[("FAILOVER_RUNS", "2"), ("LAB_FAST_REROUTE", "0"), ("FAILOVER_LIMIT_MS", "1600")],
         &[],
     );
+}
+
+/// The overlay's failures with real routing: a client's route moves to the
+/// other cluster and back mid-connection (HTTP/1.1 keep-alive to the
+/// affinity group: one connection, one target throughout); then the JAP
+/// serving the client dies: its router routes around it, the IAPs declare
+/// it down and connections are answered via the other JAP within 1 s of
+/// that (none fails later).
+#[test]
+fn anycast_lab_move_jap() {
+    run("anycast-move-jap.sh", "pias-am", &[], &[]);
 }
 
 /// The traffic set with one proxy's port on net_virtio_user, served by a

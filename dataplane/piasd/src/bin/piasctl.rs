@@ -137,6 +137,12 @@ fn status(sock: &Path, json: bool) -> Result<(), String> {
         for (g, t) in &p.targets {
             println!("  targets of {g}: {}", t.join(", "));
         }
+        for (g, l) in &p.rap_japs {
+            println!("  rap view {g}: JAPs {}", l.iter().map(u32::to_string).collect::<Vec<_>>().join(", "));
+        }
+        for (g, l) in &p.iap_cache {
+            println!("  iap cache {g}: JAPs {}", l.iter().map(u32::to_string).collect::<Vec<_>>().join(", "));
+        }
         let nz: Vec<String> = p.counters.iter().filter(|(_, v)| **v > 0).map(|(k, v)| format!("{k} {v}")).collect();
         println!("  counters: {}", nz.join("  "));
         for (r, v) in &p.rejected {

@@ -56,7 +56,9 @@ fn pias_target() -> PathBuf {
 
 /// Runs `bench/lab/<script>` with `LAB_PREFIX=prefix` and `env`; passes when
 /// it exits 0 and says "all checks passed". `tools`: commands it needs
-/// beyond iproute2.
+/// beyond iproute2. `PIAS_LAB_PREFIX=P` in the environment makes the
+/// prefix `P-prefix`, so runs beside other labs on one machine do not
+/// share (or clean up) each other's namespaces and files.
 pub fn run_lab(script: &str, prefix: &str, env: &[(&str, &str)], tools: &[&str]) {
     let _one = ONE_LAB.lock().unwrap_or_else(|e| e.into_inner());
     if let Err(why) = lab_possible(tools) {
@@ -66,13 +68,17 @@ pub fn run_lab(script: &str, prefix: &str, env: &[(&str, &str)], tools: &[&str])
         eprintln!("SKIPPED lab test {script}: {why}");
         return;
     }
+    let prefix = match std::env::var("PIAS_LAB_PREFIX") {
+        Ok(p) if !p.is_empty() => format!("{p}-{prefix}"),
+        _ => prefix.to_string(),
+    };
     let top = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
     let out = Command::new("bash")
         .arg(top.join("bench/lab").join(script))
         .env("PIASD", env!("CARGO_BIN_EXE_piasd"))
         .env("PIASCTL", env!("CARGO_BIN_EXE_piasctl"))
         .env("PIAS_TARGET", pias_target())
-        .env("LAB_PREFIX", prefix)
+        .env("LAB_PREFIX", &prefix)
         .envs(env.iter().copied())
         .output()
         .expect("run lab script");
