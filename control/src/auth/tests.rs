@@ -11,8 +11,8 @@ use super::*;
 use crate::groups::GroupRegistry;
 use crate::wire::tests::strategies;
 use crate::wire::{
-    GroupRegister, Heartbeat, JoinAck, KeyId, Message, MessageType, RapQuery, TargetRequest,
-    MAX_DATAGRAM, SIGNATURE_LEN,
+    GroupRegister, Heartbeat, JoinAck, KeyId, KeyShare, Message, MessageType, RapQuery,
+    TargetRequest, MAX_DATAGRAM, SIGNATURE_LEN,
 };
 
 const SECRET_A: [u8; 32] = [0xa5; 32];
@@ -101,6 +101,7 @@ fn join(group: GroupAddr, ts: UnixTime, nonce: u64) -> Message {
         lifetime_s: 60,
         timestamp: ts,
         nonce,
+        share: Some(KeyShare([0x77; 32])),
     })
 }
 
@@ -383,11 +384,43 @@ fn leave_cannot_be_replayed_as_join() {
     };
     let leave = Message::Leave(TargetRequest {
         lifetime_s: 0,
+        share: None,
         ..req
     });
     let mut b = signed(&owner(1), &leave);
     b[1] = MessageType::Join as u8;
-    assert_eq!(g.open(NOW, src(), &b, &groups), Err(Reject::BadSignature));
+    // A leave's body has no key share: as a join it is short.
+    assert_eq!(g.open(NOW, src(), &b, &groups), Err(Reject::Truncated));
+    // And a join relabelled as a leave has a lifetime (and a share).
+    let mut j = signed(&owner(1), &Message::Join(req));
+    j[1] = MessageType::Leave as u8;
+    assert_eq!(g.open(NOW, src(), &j, &groups), Err(Reject::Malformed));
+}
+
+#[test]
+fn the_key_share_is_covered_by_the_signature() {
+    let mut g = gate();
+    let groups = registry(2);
+    let good = signed(&owner(1), &join(group_a(), NOW, 6));
+    // The share is the body's last 32 bytes before the signature.
+    let end = good.len() - SIGNATURE_LEN;
+    for i in end - 32..end {
+        let mut b = good.clone();
+        b[i] ^= 0x40;
+        assert_eq!(
+            g.open(NOW, src(), &b, &groups),
+            Err(Reject::BadSignature),
+            "byte {i}"
+        );
+    }
+    // The same datagram as version 1 (the old layout): refused by name.
+    let mut v1 = good.clone();
+    v1[0] = 1;
+    assert_eq!(
+        g.open(NOW, src(), &v1, &groups),
+        Err(Reject::UnknownVersion)
+    );
+    assert!(g.open(NOW, src(), &good, &groups).is_ok());
 }
 
 #[test]
