@@ -558,7 +558,10 @@ impl Agent {
         s.status.granted_s = ack.lifetime_s;
         // The session key comes from the ephemeral key of the request this
         // ack answers; that key is consumed (and zeroed) here. An ack of a
-        // session refresh carries no session and had no key.
+        // session refresh had no key and changes nothing; the ack of a
+        // signed request replaced the JAP's session, with none if it
+        // carries none.
+        let signed = secret.is_some();
         match secret.and_then(|k| TargetSession::accept(k, ack)) {
             Some(Ok(sess)) => {
                 s.status.session_expires = Some(sess.expires);
@@ -566,6 +569,10 @@ impl Agent {
             }
             Some(Err(_)) => {
                 self.counters.session_small_order += 1;
+                s.session = None;
+                s.status.session_expires = None;
+            }
+            None if signed => {
                 s.session = None;
                 s.status.session_expires = None;
             }
