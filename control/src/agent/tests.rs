@@ -456,3 +456,38 @@ fn a_small_order_jap_share_gives_no_session_and_refreshes_stay_signed() {
     assert_eq!(cp.gate().counters().get(Reject::BadSessionMac), 0);
     assert_eq!(cp.jap().counters().refreshes, 2);
 }
+
+#[test]
+fn the_ack_of_a_signed_refresh_without_a_session_ends_the_agents_session() {
+    let mut cp = proxy();
+    let mut a = quick_agent(9);
+    let mut sent = 0;
+    // Near the session's end (1 h) the agent signs its refresh; an
+    // attacker strips the session from that ack. The JAP replaced its
+    // session with the new one, so the agent must not keep the old one.
+    let end = Instant::ZERO + Duration::from_secs(3620);
+    run_tampered(
+        &mut a,
+        &mut cp,
+        Instant::ZERO,
+        end,
+        &mut |_| false,
+        &mut sent,
+        &mut |b| {
+            if let Ok((_, Message::JoinAck(mut ack))) = decode_unauthenticated(b) {
+                // Every session after the join's (which ends at 1 h).
+                if ack.session.is_some_and(|g| g.expires.0 > WALL0 + 3600) {
+                    ack.session = None;
+                    let n = Message::JoinAck(ack).emit(None, b).expect("same length");
+                    assert_eq!(n, b.len());
+                }
+            }
+        },
+    );
+    let st = *a.status().next().expect("one");
+    assert_eq!(st.state, State::Joined);
+    assert_eq!(st.session_expires, None, "the stripped ack ended it");
+    assert!(st.signed >= 3, "{st:?}");
+    assert_eq!(st.last_nack, None, "no session-unknown round trip");
+    assert_eq!(cp.jap().counters().nack_session, 0);
+}
