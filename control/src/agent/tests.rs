@@ -352,39 +352,52 @@ fn a_restarted_jap_knows_no_session_and_the_agent_signs_again_at_once() {
     assert_eq!(cp.jap().counters().refresh_as_join, 1);
 }
 
-/// Replace the JAP's share in an ack that grants a session (the ack is
+/// A [`quick_agent`]`(seed)` and a JAP run for `secs` seconds, with every
+/// ack that grants a session rewritten by `f` on the way (the ack is
 /// unauthenticated: anyone on the path can).
-fn swap_share(bytes: &mut [u8], share: KeyShare) {
-    if let Ok((_, Message::JoinAck(mut ack))) = decode_unauthenticated(bytes) {
-        if let Some(g) = ack.session.as_mut() {
-            g.share = share;
-            let n = Message::JoinAck(ack)
-                .emit(None, bytes)
-                .expect("same length");
-            assert_eq!(n, bytes.len());
-        }
+fn run_rewriting_acks(
+    seed: u8,
+    secs: u64,
+    f: &mut dyn FnMut(&mut JoinAck),
+) -> (Agent, ProxyControl, Vec<Event>) {
+    let mut cp = proxy();
+    let mut a = quick_agent(seed);
+    let mut sent = 0;
+    let ev = run_tampered(
+        &mut a,
+        &mut cp,
+        Instant::ZERO,
+        Instant::ZERO + Duration::from_secs(secs),
+        &mut |_| false,
+        &mut sent,
+        &mut |b| {
+            if let Ok((_, Message::JoinAck(mut ack))) = decode_unauthenticated(b) {
+                if ack.session.is_some() {
+                    f(&mut ack);
+                    let n = Message::JoinAck(ack).emit(None, b).expect("same length");
+                    assert_eq!(n, b.len());
+                }
+            }
+        },
+    );
+    (a, cp, ev)
+}
+
+fn swap_share(ack: &mut JoinAck, share: KeyShare) {
+    if let Some(g) = ack.session.as_mut() {
+        g.share = share;
     }
 }
 
 #[test]
 fn a_swapped_jap_share_only_denies_the_session_and_the_agent_signs_again() {
     use crate::auth::{EphemeralSecret, Reject};
-    let mut cp = proxy();
-    let mut a = quick_agent(6);
-    let mut sent = 0;
     // An active attacker swaps the JAP's share for its own in every ack:
     // the agent derives a key the JAP does not hold.
     let mitm = EphemeralSecret::from_bytes([0xEE; 32]).share();
+    let (mut a, mut cp, ev) = run_rewriting_acks(6, 60, &mut |ack| swap_share(ack, mitm));
     let end = Instant::ZERO + Duration::from_secs(60);
-    let ev = run_tampered(
-        &mut a,
-        &mut cp,
-        Instant::ZERO,
-        end,
-        &mut |_| false,
-        &mut sent,
-        &mut |b| swap_share(b, mitm),
-    );
+    let mut sent = 0;
     let gate = cp.gate().counters();
     let jc = *cp.jap().counters();
     // The JAP never accepted a refresh under the attacker's session ...
@@ -436,19 +449,7 @@ fn a_swapped_jap_share_only_denies_the_session_and_the_agent_signs_again() {
 #[test]
 fn a_small_order_jap_share_gives_no_session_and_refreshes_stay_signed() {
     use crate::auth::Reject;
-    let mut cp = proxy();
-    let mut a = quick_agent(7);
-    let mut sent = 0;
-    let end = Instant::ZERO + Duration::from_secs(12);
-    run_tampered(
-        &mut a,
-        &mut cp,
-        Instant::ZERO,
-        end,
-        &mut |_| false,
-        &mut sent,
-        &mut |b| swap_share(b, KeyShare([0; 32])),
-    );
+    let (a, cp, _) = run_rewriting_acks(7, 12, &mut |ack| swap_share(ack, KeyShare([0; 32])));
     let st = *a.status().next().expect("one");
     assert_eq!(a.counters().session_small_order, 3, "join + 2 refreshes");
     assert_eq!((st.state, st.sent, st.signed), (State::Joined, 3, 3));
@@ -459,31 +460,15 @@ fn a_small_order_jap_share_gives_no_session_and_refreshes_stay_signed() {
 
 #[test]
 fn the_ack_of_a_signed_refresh_without_a_session_ends_the_agents_session() {
-    let mut cp = proxy();
-    let mut a = quick_agent(9);
-    let mut sent = 0;
     // Near the session's end (1 h) the agent signs its refresh; an
-    // attacker strips the session from that ack. The JAP replaced its
-    // session with the new one, so the agent must not keep the old one.
-    let end = Instant::ZERO + Duration::from_secs(3620);
-    run_tampered(
-        &mut a,
-        &mut cp,
-        Instant::ZERO,
-        end,
-        &mut |_| false,
-        &mut sent,
-        &mut |b| {
-            if let Ok((_, Message::JoinAck(mut ack))) = decode_unauthenticated(b) {
-                // Every session after the join's (which ends at 1 h).
-                if ack.session.is_some_and(|g| g.expires.0 > WALL0 + 3600) {
-                    ack.session = None;
-                    let n = Message::JoinAck(ack).emit(None, b).expect("same length");
-                    assert_eq!(n, b.len());
-                }
-            }
-        },
-    );
+    // attacker strips the session from that ack (and every later one).
+    // The JAP replaced its session with the new one, so the agent must not
+    // keep the old one.
+    let (a, cp, _) = run_rewriting_acks(9, 3620, &mut |ack| {
+        if ack.session.is_some_and(|g| g.expires.0 > WALL0 + 3600) {
+            ack.session = None;
+        }
+    });
     let st = *a.status().next().expect("one");
     assert_eq!(st.state, State::Joined);
     assert_eq!(st.session_expires, None, "the stripped ack ended it");
