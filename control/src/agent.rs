@@ -23,7 +23,7 @@
 //!    least three times per granted lifetime, so two lost refreshes in a
 //!    row do not drop the target. While the JAP's session (granted with the
 //!    ack of a signed request, PROTOCOL.md §5.6) has more than two refresh
-//!    intervals to run, a refresh is a [`SessionRefresh`] MAC'd with the
+//!    intervals to run, a refresh is a [`crate::wire::SessionRefresh`] MAC'd with the
 //!    session key (an HMAC for the JAP instead of an Ed25519
 //!    verification); otherwise, and after a nack saying the session is
 //!    unknown or expired (the JAP restarted, routing moved the target to
