@@ -616,6 +616,49 @@ fn sealing_refuses_other_classes() {
 }
 
 proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// For any request, target key, JAP secret and session, the JAP's
+    /// session key (kept with the target) is the one the target derives
+    /// from the ack; a JAP share changed in any byte gives another key (or
+    /// none, if it lands on a point of small order).
+    #[test]
+    fn both_ends_of_the_exchange_derive_the_same_key(
+        req in strategies::target_request(false),
+        t in any::<[u8; 32]>(),
+        jap_key in any::<[u8; 32]>(),
+        id in 1..=u64::MAX,
+        expires: u64,
+        flip in 0usize..32,
+    ) {
+        let secret = SessionSecret::new(&jap_key);
+        let target = EphemeralSecret::from_bytes(t);
+        let req = TargetRequest { share: Some(target.share()), ..req };
+        let (grant, key) = match secret.grant(&req, id, UnixTime(expires)) {
+            Some(Ok(x)) => x,
+            other => return Err(TestCaseError::fail(format!("{other:?}"))),
+        };
+        let ack = JoinAck {
+            group: req.group,
+            target: req.target,
+            nonce: req.nonce,
+            jap: ProxyId(1),
+            lifetime_s: 60,
+            session: Some(grant),
+        };
+        let got = TargetSession::accept(EphemeralSecret::from_bytes(t), &ack);
+        prop_assert_eq!(got.and_then(Result::ok).map(|s| s.key), Some(key));
+        let mut bad = grant;
+        bad.share.0[flip] ^= 1;
+        let other = TargetSession::accept(
+            EphemeralSecret::from_bytes(t),
+            &JoinAck { session: Some(bad), ..ack },
+        );
+        prop_assert_ne!(other.and_then(Result::ok).map(|s| s.key), Some(key));
+    }
+}
+
+proptest! {
     #[test]
     fn seal_open_roundtrip(m in strategies::proxy_message(), sender in 0u32..100, epoch: u32) {
         let mut g = gate();
