@@ -23,7 +23,7 @@ use std::time::{Duration, Instant as WallInstant};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use ed25519_dalek::SigningKey;
 use pias_control::auth::{
-    seal_session_refresh, sign_target_request, Gate, GateConfig, KeyRing, Sealer,
+    sign_target_request, EphemeralSecret, Gate, GateConfig, KeyRing, Sealer, TargetSession,
 };
 use pias_control::groups::GroupRegistry;
 use pias_control::jap::{Jap, JapConfig};
@@ -32,8 +32,8 @@ use pias_control::proxy::{ProxyConfig, ProxyControl};
 use pias_control::sim::{Sim, SimConfig};
 use pias_control::view::View;
 use pias_control::wire::{
-    Flood, GroupRegister, KeyId, Lsa, Message, ProxyState, Report, ReportEntry, SessionRefresh,
-    TargetRequest, DEFAULT_CONTROL_PORT, MAX_DATAGRAM, MAX_FLOOD_ENTRIES, MAX_REPORT_ENTRIES,
+    Flood, GroupRegister, KeyId, Lsa, Message, ProxyState, Report, ReportEntry, TargetRequest,
+    DEFAULT_CONTROL_PORT, MAX_DATAGRAM, MAX_FLOOD_ENTRIES, MAX_REPORT_ENTRIES,
 };
 use pias_control::{Instant, UnixTime};
 use pias_dataplane::types::{
@@ -93,6 +93,14 @@ fn drain(cp: &mut ProxyControl) {
     while cp.poll_probe().is_some() {}
 }
 
+/// The ephemeral X25519 key of join `k` of the pool (deterministic, so
+/// the session set-up can derive the keys its acks grant).
+fn ephemeral(k: usize) -> EphemeralSecret {
+    let mut b = [0u8; 32];
+    b[..8].copy_from_slice(&(k as u64 + 1).to_be_bytes());
+    EphemeralSecret::from_bytes(b)
+}
+
 /// Signed joins: (source, datagram), distinct targets and nonces.
 fn joins() -> &'static Vec<(SocketAddrV4, Vec<u8>)> {
     static POOL: OnceLock<Vec<(SocketAddrV4, Vec<u8>)>> = OnceLock::new();
@@ -111,6 +119,7 @@ fn joins() -> &'static Vec<(SocketAddrV4, Vec<u8>)> {
                     lifetime_s: 60,
                     timestamp: WALL,
                     nonce: k as u64 + 1,
+                    share: Some(ephemeral(k).share()),
                 };
                 let mut buf = [0u8; MAX_DATAGRAM];
                 let n = sign_target_request(&key, &Message::Join(req), &mut buf).expect("sign");
@@ -247,15 +256,15 @@ fn bench_joins(c: &mut Criterion) {
     let mut cp = proxy(now);
     let mut grants = Vec::with_capacity(pool.len());
     let mut buf = [0u8; MAX_DATAGRAM];
-    for (src, bytes) in pool {
+    for (k, (src, bytes)) in pool.iter().enumerate() {
         now += Duration::from_micros(1);
         cp.handle_datagram(now, WALL, *src, bytes);
         while let Some(t) = cp.poll_transmit(&mut buf) {
             if let Ok((_, Message::JoinAck(a))) =
                 pias_control::wire::decode_unauthenticated(&buf[..t.len])
             {
-                if let Some(grant) = a.session {
-                    grants.push((*src, a.group, a.target, grant));
+                if let Some(Ok(sess)) = TargetSession::accept(ephemeral(k), &a) {
+                    grants.push((*src, a.group, a.target, sess));
                 }
             }
         }
@@ -275,17 +284,11 @@ fn bench_joins(c: &mut Criterion) {
                 if next == round.len() {
                     counter += 1;
                     round = grants
-                        .iter()
-                        .map(|(src, group, target, grant)| {
-                            let r = SessionRefresh {
-                                group: *group,
-                                target: *target,
-                                session: grant.id,
-                                counter,
-                                nonce: counter,
-                                lifetime_s: 60,
-                            };
-                            let n = seal_session_refresh(&grant.key, &r, &mut buf).expect("seal");
+                        .iter_mut()
+                        .map(|(src, group, target, sess)| {
+                            let n = sess
+                                .seal_next(*group, *target, counter, 60, &mut buf)
+                                .expect("seal");
                             (*src, buf[..n].to_vec())
                         })
                         .collect();

@@ -23,11 +23,18 @@
 //!    least three times per granted lifetime, so two lost refreshes in a
 //!    row do not drop the target. While the JAP's session (granted with the
 //!    ack of a signed request, PROTOCOL.md §5.6) has more than two refresh
-//!    intervals to run, a refresh is a [`SessionRefresh`] MAC'd with the
+//!    intervals to run, a refresh is a [`crate::wire::SessionRefresh`] MAC'd with the
 //!    session key (an HMAC for the JAP instead of an Ed25519
 //!    verification); otherwise, and after a nack saying the session is
 //!    unknown or expired (the JAP restarted, routing moved the target to
-//!    another JAP), it is signed, at once.
+//!    another JAP), it is signed, at once. The key is never sent: every
+//!    signed join or refresh carries a fresh ephemeral X25519 share (drawn
+//!    from the agent's RNG), the ack the JAP's, and the agent derives the
+//!    key from the two ([`crate::auth::exchange`]) and drops its private
+//!    key. A session refresh the JAP does not answer [`SESSION_TRIES`]
+//!    times in a row (it drops a bad MAC silently: an attacker swapped the
+//!    JAP's share in the ack, or the session is otherwise broken) ends the
+//!    session, and the round's next try is signed.
 //! 4. **Leave** on [`Agent::leave`]: a signed leave per subscription,
 //!    `leave_tries` tries `leave_retransmit` apart; acked (or answered
 //!    "not joined") ends it, and [`Agent::is_done`] says when all ended.
@@ -48,15 +55,19 @@ use rand::RngCore;
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 
-use crate::auth::{seal_session_refresh, sign_target_request};
+use crate::auth::{sign_target_request, EphemeralSecret, TargetSession};
 use crate::time::{Instant, UnixTime};
 use crate::wire::{
-    decode_unauthenticated, JoinAck, JoinNack, Message, NackReason, SessionGrant, SessionRefresh,
-    TargetRequest, DEFAULT_CONTROL_PORT,
+    decode_unauthenticated, JoinAck, JoinNack, Message, NackReason, TargetRequest,
+    DEFAULT_CONTROL_PORT,
 };
 
 /// Nonces of one round remembered for matching replies.
 const OUTSTANDING: usize = 8;
+
+/// Unanswered tries of a session refresh, within a round, after which the
+/// session is dropped and the round's next try is signed.
+pub const SESSION_TRIES: u32 = 2;
 
 /// A group to join and the target that serves it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -213,16 +224,42 @@ pub struct AgentCounters {
     pub unmatched: u64,
     /// A request could not be signed (a bug; counted, not sent).
     pub sign_failed: u64,
+    /// Acks whose JAP key share has small order (all-zero shared secret):
+    /// no session taken, refreshes stay signed.
+    pub session_small_order: u64,
+    /// Sessions dropped because [`SESSION_TRIES`] session refreshes in a
+    /// row went unanswered (a JAP drops a bad MAC silently).
+    pub session_unanswered: u64,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 struct Sub {
     status: Status,
     dest: SocketAddrV4,
     next_send: Option<Instant>,
     tries: u32,
-    outstanding: VecDeque<u64>,
-    session: Option<(SessionGrant, u64)>,
+    /// Session refreshes sent in this round.
+    session_tries: u32,
+    /// Nonces of the round's requests, with the ephemeral key whose share
+    /// a signed join or refresh carried (dropped, zeroed, with the round).
+    outstanding: VecDeque<(u64, Option<EphemeralSecret>)>,
+    session: Option<TargetSession>,
+}
+
+impl Sub {
+    fn remember(&mut self, nonce: u64, secret: Option<EphemeralSecret>) {
+        if self.outstanding.len() >= OUTSTANDING {
+            self.outstanding.pop_front();
+        }
+        self.outstanding.push_back((nonce, secret));
+    }
+
+    /// A round ends (answered or not): forget its nonces and keys.
+    fn end_round(&mut self) {
+        self.tries = 0;
+        self.session_tries = 0;
+        self.outstanding.clear();
+    }
 }
 
 /// The agent of one target host. Call order: [`Agent::poll_transmit`] until
@@ -270,6 +307,7 @@ impl Agent {
                     .unwrap_or_else(|| SocketAddrV4::new(s.group.ip(), cfg.port)),
                 next_send: Some(now),
                 tries: 0,
+                session_tries: 0,
                 outstanding: VecDeque::new(),
                 session: None,
             })
@@ -322,8 +360,7 @@ impl Agent {
                 continue;
             }
             s.status.state = State::Leaving;
-            s.tries = 0;
-            s.outstanding.clear();
+            s.end_round();
             s.next_send = Some(now);
         }
     }
@@ -361,41 +398,34 @@ impl Agent {
             let nonce = self.rng.next_u64();
             let margin = self.cfg.refresh.saturating_mul(2).as_secs();
             let s = &mut self.subs[i];
-            let session = match &mut s.session {
-                Some((g, counter))
-                    if s.status.state == State::Joined
-                        && wall.0.saturating_add(margin) < g.expires.0 =>
-                {
-                    *counter += 1;
-                    Some((*g, *counter))
-                }
-                _ => None,
-            };
-            if let Some((g, counter)) = session {
-                let r = SessionRefresh {
-                    group: s.status.sub.group,
-                    target: s.status.sub.target,
-                    session: g.id,
-                    counter,
-                    nonce,
-                    lifetime_s: self.cfg.lifetime_s,
-                };
-                s.tries += 1;
-                if s.outstanding.len() >= OUTSTANDING {
-                    s.outstanding.pop_front();
-                }
-                s.outstanding.push_back(nonce);
-                s.status.sent += 1;
-                let dest = s.dest;
-                s.next_send = Some(now + Self::backoff(&self.cfg, s.tries));
-                match seal_session_refresh(&g.key, &r, buf) {
-                    Ok(len) => return Some((dest, len)),
-                    Err(_) => {
-                        self.counters.sign_failed += 1;
-                        continue;
+            if s.status.state == State::Joined && s.session.is_some() {
+                if s.session_tries >= SESSION_TRIES {
+                    // The JAP drops a refresh with a bad MAC silently: a
+                    // session whose refreshes go unanswered is given up
+                    // and this try is signed.
+                    s.session = None;
+                    s.status.session_expires = None;
+                    self.counters.session_unanswered += 1;
+                } else if let Some(sess) = s.session.as_mut().filter(|x| x.usable(wall, margin)) {
+                    let (group, target) = (s.status.sub.group, s.status.sub.target);
+                    let sealed = sess.seal_next(group, target, nonce, self.cfg.lifetime_s, buf);
+                    s.tries += 1;
+                    s.session_tries += 1;
+                    s.remember(nonce, None);
+                    s.status.sent += 1;
+                    s.next_send = Some(now + Self::backoff(&self.cfg, s.tries));
+                    match sealed {
+                        Ok(len) => return Some((s.dest, len)),
+                        Err(_) => {
+                            self.counters.sign_failed += 1;
+                            continue;
+                        }
                     }
                 }
             }
+            // A join or refresh carries a fresh ephemeral share for the
+            // session its ack grants; a leave asks for none.
+            let secret = (!leaving).then(|| EphemeralSecret::random(&mut self.rng));
             let req = TargetRequest {
                 group: s.status.sub.group,
                 target: s.status.sub.target,
@@ -403,6 +433,7 @@ impl Agent {
                 lifetime_s: if leaving { 0 } else { self.cfg.lifetime_s },
                 timestamp: wall,
                 nonce,
+                share: secret.as_ref().map(EphemeralSecret::share),
             };
             let msg = match s.status.state {
                 State::Leaving => Message::Leave(req),
@@ -410,10 +441,7 @@ impl Agent {
                 _ => Message::Join(req),
             };
             s.tries += 1;
-            if s.outstanding.len() >= OUTSTANDING {
-                s.outstanding.pop_front();
-            }
-            s.outstanding.push_back(nonce);
+            s.remember(nonce, secret);
             s.status.sent += 1;
             s.status.signed += 1;
             let wait = if leaving {
@@ -422,7 +450,7 @@ impl Agent {
                 Self::backoff(&self.cfg, s.tries)
             };
             let dest = s.dest;
-            self.subs[i].next_send = Some(now + wait);
+            s.next_send = Some(now + wait);
             match sign_target_request(&self.key, &msg, buf) {
                 Ok(len) => return Some((dest, len)),
                 Err(_) => self.counters.sign_failed += 1,
@@ -435,8 +463,7 @@ impl Agent {
     fn round_over(&mut self, i: usize, now: Instant) {
         let refresh = self.cfg.refresh;
         let s = &mut self.subs[i];
-        s.tries = 0;
-        s.outstanding.clear();
+        s.end_round();
         if s.status.state == State::Leaving {
             s.status.state = State::Left;
             s.next_send = None;
@@ -489,7 +516,7 @@ impl Agent {
         let found = self.subs.iter().position(|s| {
             s.status.sub.group == group
                 && s.status.sub.target == target
-                && s.outstanding.contains(&nonce)
+                && s.outstanding.iter().any(|(n, _)| *n == nonce)
                 && (src == s.dest || src == SocketAddrV4::new(group.ip(), port))
         });
         let Some(i) = found else {
@@ -506,8 +533,12 @@ impl Agent {
     fn acked(&mut self, i: usize, now: Instant, wall: UnixTime, src: SocketAddrV4, ack: &JoinAck) {
         let refresh = self.cfg.refresh;
         let s = &mut self.subs[i];
-        s.tries = 0;
-        s.outstanding.clear();
+        let secret = s
+            .outstanding
+            .iter_mut()
+            .find(|(n, _)| *n == ack.nonce)
+            .and_then(|(_, k)| k.take());
+        s.end_round();
         s.status.acks += 1;
         s.status.last_ack = Some(wall);
         s.status.ack_from = Some(src);
@@ -525,9 +556,27 @@ impl Agent {
         let was = s.status.state == State::Joined;
         s.status.state = State::Joined;
         s.status.granted_s = ack.lifetime_s;
-        if let Some(g) = ack.session {
-            s.session = Some((g, 0));
-            s.status.session_expires = Some(g.expires);
+        // The session key comes from the ephemeral key of the request this
+        // ack answers; that key is consumed (and zeroed) here. An ack of a
+        // session refresh had no key and changes nothing; the ack of a
+        // signed request replaced the JAP's session, with none if it
+        // carries none.
+        let signed = secret.is_some();
+        match secret.and_then(|k| TargetSession::accept(k, ack)) {
+            Some(Ok(sess)) => {
+                s.status.session_expires = Some(sess.expires);
+                s.session = Some(sess);
+            }
+            Some(Err(_)) => {
+                self.counters.session_small_order += 1;
+                s.session = None;
+                s.status.session_expires = None;
+            }
+            None if signed => {
+                s.session = None;
+                s.status.session_expires = None;
+            }
+            None => {}
         }
         let third = Duration::from_secs(u64::from(ack.lifetime_s) / 3);
         let wait = refresh.min(third).max(Duration::from_secs(1));
@@ -547,7 +596,7 @@ impl Agent {
             if reason == NackReason::NotJoined {
                 s.status.state = State::Left;
                 s.next_send = None;
-                s.outstanding.clear();
+                s.end_round();
                 self.events.push_back(Event::Left {
                     index: i,
                     acked: true,
@@ -555,8 +604,7 @@ impl Agent {
             }
             return;
         }
-        s.tries = 0;
-        s.outstanding.clear();
+        s.end_round();
         if matches!(
             reason,
             NackReason::SessionUnknown | NackReason::SessionExpired

@@ -18,9 +18,11 @@
 //!   may have moved the target to this JAP, or this JAP restarted).
 //! - The ack of a signed join or refresh grants a **session**
 //!   ([`crate::auth::session`], PROTOCOL.md §5.6): until it ends the
-//!   target refreshes with a [`SessionRefresh`] MAC'd with the session key,
-//!   which the gate checks against this table ([`Sessions`]) for the cost
-//!   of an HMAC instead of an Ed25519 verification. A session ends with
+//!   target refreshes with a [`SessionRefresh`] MAC'd with the session key
+//!   (which both derive from an X25519 exchange: the target's share in the
+//!   signed request, the JAP's in the ack; the key never travels), and the
+//!   gate checks it against this table ([`Sessions`]) for the cost of an
+//!   HMAC instead of an Ed25519 verification. A session ends with
 //!   the target (leave, expiry) and when a signed request replaces it.
 //! - **Leave** removes the target; a leave for an unknown target is
 //!   answered with [`NackReason::NotJoined`].
@@ -77,7 +79,7 @@ use hashbrown::HashMap;
 use pias_dataplane::tables::{LocalTarget, MAX_TARGETS_PER_GROUP};
 use pias_dataplane::types::{GroupAddr, GroupOptions, GroupProto, ProxyId, TargetAddr};
 
-use crate::auth::{SessionSecret, SessionState, Sessions};
+use crate::auth::{SessionSecret, SessionState, Sessions, SmallOrder};
 use crate::time::{Instant, UnixTime};
 use crate::transmit::{Dest, Outgoing};
 use crate::view::View;
@@ -228,6 +230,9 @@ pub struct JapCounters {
     /// Session refreshes answered with a nack (unknown or expired
     /// session: the target signs again).
     pub nack_session: u64,
+    /// Signed requests whose X25519 key share has small order (the shared
+    /// secret came out all zero): accepted, acked without a session.
+    pub session_small_order: u64,
     /// Refused: the group is not registered here.
     pub nack_unknown_group: u64,
     /// Refused: the target address cannot be a target.
@@ -619,21 +624,32 @@ impl Jap {
         });
         st.options = options;
         let expires = now + lifetime;
-        let session = match &self.session_secret {
+        let granted = match &self.session_secret {
             Some(secret) if !self.cfg.session_lifetime.is_zero() => {
                 self.session_id += 1;
                 let ends = UnixTime(
                     wall.0
                         .saturating_add(self.cfg.session_lifetime.as_secs().max(1)),
                 );
-                self.counters.sessions_granted += 1;
-                Some(secret.grant(&req.group, &req.target, self.session_id, ends))
+                match secret.grant(req, self.session_id, ends) {
+                    Some(Ok(g)) => {
+                        self.counters.sessions_granted += 1;
+                        Some(g)
+                    }
+                    Some(Err(SmallOrder)) => {
+                        self.counters.session_small_order += 1;
+                        None
+                    }
+                    None => None,
+                }
             }
             _ => None,
         };
-        let state = session.map(|g| SessionState {
+        // The JAP keeps the derived key only; its ephemeral key is gone.
+        let session = granted.map(|(g, _)| g);
+        let state = granted.map(|(g, key)| SessionState {
             id: g.id,
-            key: g.key,
+            key,
             counter: 0,
             expires: g.expires,
         });

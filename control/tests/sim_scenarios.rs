@@ -468,6 +468,18 @@ fn refreshes_use_sessions_and_a_jap_crash_moves_targets_by_signing_again() {
         .map(|c| c.jap().counters().session_refreshes)
         .sum();
     assert!(by_session > 0, "no refresh went under a session");
+    // Every simulated target derived its JAP's key (X25519 exchange): no
+    // session refresh failed its MAC.
+    let bad_mac: u64 = (0..8)
+        .filter_map(|i| sim.node(i))
+        .map(|c| {
+            c.gate()
+                .counters()
+                .get(pias_control::auth::Reject::BadSessionMac)
+        })
+        .sum();
+    assert_eq!(bad_mac, 0);
+    assert_eq!(sim.stats().session_refreshes, by_session);
     assert_clean(&sim);
     let held = |sim: &Sim| -> usize {
         (0..8)

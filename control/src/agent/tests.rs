@@ -9,7 +9,7 @@ use super::*;
 use crate::auth::KeyRing;
 use crate::membership;
 use crate::proxy::{ProxyConfig, ProxyControl};
-use crate::wire::{GroupRegister, KeyId, MAX_DATAGRAM};
+use crate::wire::{GroupRegister, KeyId, KeyShare, MAX_DATAGRAM};
 
 const WALL0: u64 = 1_700_000_000;
 
@@ -70,6 +70,20 @@ fn run(
     lose: &mut dyn FnMut(u64) -> bool,
     sent: &mut u64,
 ) -> Vec<Event> {
+    run_tampered(agent, cp, from, until, lose, sent, &mut |_| {})
+}
+
+/// [`run`], with every reply to the agent passed through `tamper` first
+/// (an attacker on the path).
+fn run_tampered(
+    agent: &mut Agent,
+    cp: &mut ProxyControl,
+    from: Instant,
+    until: Instant,
+    lose: &mut dyn FnMut(u64) -> bool,
+    sent: &mut u64,
+    tamper: &mut dyn FnMut(&mut [u8]),
+) -> Vec<Event> {
     let mut now = from;
     let mut buf = [0u8; MAX_DATAGRAM];
     let mut reply = [0u8; MAX_DATAGRAM];
@@ -84,6 +98,7 @@ fn run(
             cp.handle_datagram(now, wall(now), AGENT, &buf[..len]);
             while let Some(t) = cp.poll_transmit(&mut reply) {
                 if t.dst == AGENT {
+                    tamper(&mut reply[..t.len]);
                     agent.handle_datagram(now, wall(now), t.src, &reply[..t.len]);
                 }
             }
@@ -103,15 +118,20 @@ fn run(
     events
 }
 
-#[test]
-fn join_ack_refresh_leave_through_a_real_jap() {
-    let mut cp = proxy();
+/// An agent refreshing every 5 s, asking for 30 s, RNG seeded with `seed`.
+fn quick_agent(seed: u8) -> Agent {
     let cfg = AgentConfig {
         refresh: Duration::from_secs(5),
         lifetime_s: 30,
         ..AgentConfig::default()
     };
-    let mut a = Agent::new(cfg, owner(), &[sub()], [1; 32], Instant::ZERO);
+    Agent::new(cfg, owner(), &[sub()], [seed; 32], Instant::ZERO)
+}
+
+#[test]
+fn join_ack_refresh_leave_through_a_real_jap() {
+    let mut cp = proxy();
+    let mut a = quick_agent(1);
     let mut sent = 0;
     let ev = run(
         &mut a,
@@ -288,8 +308,8 @@ fn nacks_forged_and_late_replies() {
     });
     let n = forged.emit(None, &mut buf).expect("emit");
     a.handle_datagram(Instant::ZERO, UnixTime(WALL0), dst, &buf[..n]);
-    a.handle_datagram(Instant::ZERO, UnixTime(WALL0), dst, &[1, 0x48, 0, 3]);
-    a.handle_datagram(Instant::ZERO, UnixTime(WALL0), dst, b"\x01\x48");
+    a.handle_datagram(Instant::ZERO, UnixTime(WALL0), dst, &[2, 0x48, 0, 3]);
+    a.handle_datagram(Instant::ZERO, UnixTime(WALL0), dst, b"\x02\x48");
     assert_eq!(a.counters().unmatched, 1);
     assert_eq!(a.counters().malformed, 2);
     assert_eq!(a.status().next().expect("one").state, State::Joining);
@@ -298,12 +318,7 @@ fn nacks_forged_and_late_replies() {
 #[test]
 fn a_restarted_jap_knows_no_session_and_the_agent_signs_again_at_once() {
     let mut cp = proxy();
-    let cfg = AgentConfig {
-        refresh: Duration::from_secs(5),
-        lifetime_s: 30,
-        ..AgentConfig::default()
-    };
-    let mut a = Agent::new(cfg, owner(), &[sub()], [5; 32], Instant::ZERO);
+    let mut a = quick_agent(5);
     let mut sent = 0;
     let t = Instant::ZERO + Duration::from_secs(1);
     run(&mut a, &mut cp, Instant::ZERO, t, &mut |_| false, &mut sent);
@@ -335,4 +350,129 @@ fn a_restarted_jap_knows_no_session_and_the_agent_signs_again_at_once() {
     let st = *a.status().next().expect("one");
     assert_eq!((st.state, st.signed, st.failures), (State::Joined, 2, 0));
     assert_eq!(cp.jap().counters().refresh_as_join, 1);
+}
+
+/// A [`quick_agent`]`(seed)` and a JAP run for `secs` seconds, with every
+/// ack that grants a session rewritten by `f` on the way (the ack is
+/// unauthenticated: anyone on the path can).
+fn run_rewriting_acks(
+    seed: u8,
+    secs: u64,
+    f: &mut dyn FnMut(&mut JoinAck),
+) -> (Agent, ProxyControl, Vec<Event>) {
+    let mut cp = proxy();
+    let mut a = quick_agent(seed);
+    let mut sent = 0;
+    let ev = run_tampered(
+        &mut a,
+        &mut cp,
+        Instant::ZERO,
+        Instant::ZERO + Duration::from_secs(secs),
+        &mut |_| false,
+        &mut sent,
+        &mut |b| {
+            if let Ok((_, Message::JoinAck(mut ack))) = decode_unauthenticated(b) {
+                if ack.session.is_some() {
+                    f(&mut ack);
+                    let n = Message::JoinAck(ack).emit(None, b).expect("same length");
+                    assert_eq!(n, b.len());
+                }
+            }
+        },
+    );
+    (a, cp, ev)
+}
+
+fn swap_share(ack: &mut JoinAck, share: KeyShare) {
+    if let Some(g) = ack.session.as_mut() {
+        g.share = share;
+    }
+}
+
+#[test]
+fn a_swapped_jap_share_only_denies_the_session_and_the_agent_signs_again() {
+    use crate::auth::{EphemeralSecret, Reject};
+    // An active attacker swaps the JAP's share for its own in every ack:
+    // the agent derives a key the JAP does not hold.
+    let mitm = EphemeralSecret::from_bytes([0xEE; 32]).share();
+    let (mut a, mut cp, ev) = run_rewriting_acks(6, 60, &mut |ack| swap_share(ack, mitm));
+    let end = Instant::ZERO + Duration::from_secs(60);
+    let mut sent = 0;
+    let gate = cp.gate().counters();
+    let jc = *cp.jap().counters();
+    // The JAP never accepted a refresh under the attacker's session ...
+    assert_eq!(jc.session_refreshes, 0);
+    assert!(gate.get(Reject::BadSessionMac) >= 2 * 4, "{gate:?}");
+    // ... the agent gave each such session up after SESSION_TRIES
+    // unanswered refreshes and signed the next try, so the target stayed
+    // joined all along: no round failed, the soft state never ran out.
+    let st = *a.status().next().expect("one");
+    assert!(a.counters().session_unanswered >= 4, "{:?}", a.counters());
+    // Every session refresh was a bad MAC at the JAP; each given-up
+    // session had SESSION_TRIES of them (the last may still be in flight).
+    let (bad, gave_up) = (
+        gate.get(Reject::BadSessionMac),
+        a.counters().session_unanswered,
+    );
+    let tries = u64::from(SESSION_TRIES);
+    assert!(
+        gave_up * tries <= bad && bad <= (gave_up + 1) * tries,
+        "{bad} {gave_up}"
+    );
+    assert_eq!(st.sent - st.signed, bad, "every session refresh refused");
+    assert_eq!((st.state, st.failures), (State::Joined, 0), "{ev:?}");
+    assert!(jc.refreshes >= 4, "signed refreshes: {jc:?}");
+    assert_eq!((jc.expired, cp.jap().target_count()), (0, 1));
+    assert!(
+        !ev.iter().any(|e| matches!(e, Event::GaveUp { .. })),
+        "{ev:?}"
+    );
+
+    // The attacker goes away: the next signed refresh's session works.
+    let t = end + Duration::from_millis(1);
+    run(
+        &mut a,
+        &mut cp,
+        t,
+        t + Duration::from_secs(30),
+        &mut |_| false,
+        &mut sent,
+    );
+    assert!(
+        cp.jap().counters().session_refreshes >= 2,
+        "{:?}",
+        cp.jap().counters()
+    );
+    assert_eq!(cp.jap().target_count(), 1);
+}
+
+#[test]
+fn a_small_order_jap_share_gives_no_session_and_refreshes_stay_signed() {
+    use crate::auth::Reject;
+    let (a, cp, _) = run_rewriting_acks(7, 12, &mut |ack| swap_share(ack, KeyShare([0; 32])));
+    let st = *a.status().next().expect("one");
+    assert_eq!(a.counters().session_small_order, 3, "join + 2 refreshes");
+    assert_eq!((st.state, st.sent, st.signed), (State::Joined, 3, 3));
+    assert_eq!(st.session_expires, None);
+    assert_eq!(cp.gate().counters().get(Reject::BadSessionMac), 0);
+    assert_eq!(cp.jap().counters().refreshes, 2);
+}
+
+#[test]
+fn the_ack_of_a_signed_refresh_without_a_session_ends_the_agents_session() {
+    // Near the session's end (1 h) the agent signs its refresh; an
+    // attacker strips the session from that ack (and every later one).
+    // The JAP replaced its session with the new one, so the agent must not
+    // keep the old one.
+    let (a, cp, _) = run_rewriting_acks(9, 3620, &mut |ack| {
+        if ack.session.is_some_and(|g| g.expires.0 > WALL0 + 3600) {
+            ack.session = None;
+        }
+    });
+    let st = *a.status().next().expect("one");
+    assert_eq!(st.state, State::Joined);
+    assert_eq!(st.session_expires, None, "the stripped ack ended it");
+    assert!(st.signed >= 3, "{st:?}");
+    assert_eq!(st.last_nack, None, "no session-unknown round trip");
+    assert_eq!(cp.jap().counters().nack_session, 0);
 }

@@ -20,6 +20,8 @@
 //! Why one HMAC key for the proxy group rather than an Ed25519 key per
 //! proxy is argued in PROTOCOL.md ("Why a group key").
 
+pub mod exchange;
+pub mod hkdf;
 pub mod mac;
 pub mod replay;
 pub mod session;
@@ -34,10 +36,12 @@ use crate::time::UnixTime;
 use crate::wire::{
     AuthClass, Frame, GroupRegister, Message, ProxyHeader, TargetRequest, WireError,
 };
+pub use exchange::{EphemeralSecret, SmallOrder};
 pub use mac::{KeyError, KeyRing, SealError, Sealer, MIN_SECRET_LEN};
 pub use replay::{ReplayError, ReplayTable, ReplayWindow, WINDOW_BITS};
 pub use session::{
-    seal_session_refresh, NoSessions, SessionSecret, SessionState, Sessions, SESSION_CONTEXT,
+    seal_session_refresh, NoSessions, SessionSecret, SessionState, Sessions, TargetSession,
+    SESSION_CONTEXT,
 };
 pub use signature::{
     sign_group_register, sign_target_request, NonceCache, NonceError, SignError, GROUP_CONTEXT,

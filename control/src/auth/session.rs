@@ -1,14 +1,17 @@
 //! Session credentials: refreshes authenticated by a MAC instead of a
 //! signature (PROTOCOL.md §5.6).
 //!
-//! The ack of a signed join or refresh carries a [`SessionGrant`]: an id, an
-//! expiry and a 128-bit key. The key is derived by the JAP from a secret of
-//! its own ([`SessionSecret`], itself derived from the proxy-group key, the
-//! JAP's id and its boot count) over `(group, target, id, expiry)`, so
-//! every session has its own key and the JAP needs no randomness. Until
-//! the expiry the target refreshes with a [`SessionRefresh`] tagged with
+//! The signed join or refresh carries the target's ephemeral X25519 share;
+//! the ack carries a [`SessionGrant`]: an id, an expiry and the JAP's
+//! ephemeral share. Each end derives the 128-bit session key from the
+//! X25519 exchange and the transcript ([`super::exchange`]): the key never
+//! travels. The JAP draws its ephemeral key from a secret of its own
+//! ([`SessionSecret`], itself derived from the proxy-group key, the JAP's
+//! id and its boot count) over the request and the session, so the sans-IO
+//! JAP needs no randomness, and keeps only the derived key. Until the
+//! expiry the target refreshes with a [`SessionRefresh`] tagged with
 //! `HMAC-SHA256(key, context ‖ datagram without its tag)`, left 16 bytes,
-//! and a counter strictly above the last accepted one.
+//! and a counter strictly above the last accepted one ([`TargetSession`]).
 //!
 //! The gate checks, in order and without writing anything: frame, body,
 //! the session held for `(group, target)` with this id
@@ -22,10 +25,14 @@ use hmac::{Hmac, Mac};
 use pias_dataplane::types::{GroupAddr, ProxyId, TargetAddr};
 use sha2::Sha256;
 
+use super::exchange::{EphemeralSecret, SmallOrder, Transcript};
 use super::KeyRing;
 use crate::time::UnixTime;
 use crate::wire::group::group_addr_bytes;
-use crate::wire::{EmitError, Message, SessionGrant, SessionRefresh, MAC_TAG_LEN, SESSION_KEY_LEN};
+use crate::wire::{
+    EmitError, JoinAck, KeyShare, Message, SessionGrant, SessionRefresh, TargetRequest,
+    MAC_TAG_LEN, SESSION_KEY_LEN,
+};
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -33,7 +40,7 @@ type HmacSha256 = Hmac<Sha256>;
 /// other MAC of the protocol.
 pub const SESSION_CONTEXT: &[u8] = b"PIAS v1 session refresh\0";
 const SECRET_LABEL: &[u8] = b"PIAS v1 JAP session secret\0";
-const KEY_LABEL: &[u8] = b"PIAS v1 session key\0";
+const EPHEMERAL_LABEL: &[u8] = b"PIAS v2 JAP ephemeral key\0";
 
 /// A JAP's secret for session keys (keyed HMAC state, ready to use).
 #[derive(Clone)]
@@ -64,40 +71,145 @@ impl SessionSecret {
         SessionSecret::new(&keys.derive(&label))
     }
 
-    /// The key of session `id` of `(group, target)` ending at `expires`.
-    pub fn key(
+    /// The JAP's ephemeral X25519 key for session `id` granted to `req`
+    /// until `expires`: HMAC of the secret over a label, group, target,
+    /// nonce, the target's share, id and expiry. Unique per session (ids
+    /// never repeat within a boot, and the secret changes per boot).
+    fn ephemeral(
         &self,
-        group: &GroupAddr,
-        target: &TargetAddr,
+        req: &TargetRequest,
+        share: &KeyShare,
         id: u64,
         expires: UnixTime,
-    ) -> [u8; SESSION_KEY_LEN] {
+    ) -> EphemeralSecret {
         let mut mac = self.0.clone();
-        mac.update(KEY_LABEL);
-        mac.update(&group_addr_bytes(group));
-        mac.update(&target.ip.octets());
-        mac.update(&target.port.to_be_bytes());
+        mac.update(EPHEMERAL_LABEL);
+        mac.update(&group_addr_bytes(&req.group));
+        mac.update(&req.target.ip.octets());
+        mac.update(&req.target.port.to_be_bytes());
+        mac.update(&req.nonce.to_be_bytes());
+        mac.update(&share.0);
         mac.update(&id.to_be_bytes());
         mac.update(&expires.0.to_be_bytes());
-        let full = mac.finalize().into_bytes();
-        let mut key = [0u8; SESSION_KEY_LEN];
-        key.copy_from_slice(&full[..SESSION_KEY_LEN]);
-        key
+        EphemeralSecret::from_bytes(mac.finalize().into_bytes().into())
     }
 
-    /// A grant for session `id` of `(group, target)` ending at `expires`.
+    /// Session `id` for the signed request `req`, ending at `expires`: the
+    /// grant for the ack (with the JAP's share) and the session key, both
+    /// from an X25519 exchange with the request's share. `None` for a
+    /// request without a share (a leave). Refused ([`SmallOrder`]) when the
+    /// target's share has small order: no session then.
     pub fn grant(
         &self,
-        group: &GroupAddr,
-        target: &TargetAddr,
+        req: &TargetRequest,
         id: u64,
         expires: UnixTime,
-    ) -> SessionGrant {
-        SessionGrant {
-            id,
+    ) -> Option<Result<(SessionGrant, [u8; SESSION_KEY_LEN]), SmallOrder>> {
+        let target_share = req.share?;
+        let eph = self.ephemeral(req, &target_share, id, expires);
+        let jap_share = eph.share();
+        let t = Transcript {
+            group: &req.group,
+            target: &req.target,
+            nonce: req.nonce,
+            session: id,
             expires,
-            key: self.key(group, target, id, expires),
-        }
+            target_share: &target_share,
+            jap_share: &jap_share,
+        };
+        Some(eph.session_key(&target_share, &t).map(|key| {
+            (
+                SessionGrant {
+                    id,
+                    expires,
+                    share: jap_share,
+                },
+                key,
+            )
+        }))
+    }
+}
+
+/// A session as the target holds it: the key it derived, the grant's id
+/// and expiry, and the last counter it used.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct TargetSession {
+    /// The session's id at the JAP.
+    pub id: u64,
+    /// When it ends.
+    pub expires: UnixTime,
+    /// The derived key (crate-visible for tests that forge with it).
+    pub(crate) key: [u8; SESSION_KEY_LEN],
+    /// The last counter used (0: none yet).
+    pub counter: u64,
+}
+
+impl fmt::Debug for TargetSession {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TargetSession")
+            .field("id", &self.id)
+            .field("expires", &self.expires)
+            .field("counter", &self.counter)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TargetSession {
+    /// The session `ack` grants, derived with `secret`, the ephemeral key
+    /// whose share went in the signed request the ack answers (its nonce).
+    /// `None` if the ack grants none; [`SmallOrder`] if the JAP's share has
+    /// small order (no session: the target keeps signing). Consumes the
+    /// secret either way.
+    pub fn accept(
+        secret: EphemeralSecret,
+        ack: &JoinAck,
+    ) -> Option<Result<TargetSession, SmallOrder>> {
+        let g = ack.session?;
+        let target_share = secret.share();
+        let t = Transcript {
+            group: &ack.group,
+            target: &ack.target,
+            nonce: ack.nonce,
+            session: g.id,
+            expires: g.expires,
+            target_share: &target_share,
+            jap_share: &g.share,
+        };
+        Some(secret.session_key(&g.share, &t).map(|key| TargetSession {
+            id: g.id,
+            expires: g.expires,
+            key,
+            counter: 0,
+        }))
+    }
+
+    /// Whether a refresh at `wall` should go under this session: it has
+    /// more than `margin_s` seconds to run.
+    pub fn usable(&self, wall: UnixTime, margin_s: u64) -> bool {
+        wall.0.saturating_add(margin_s) < self.expires.0
+    }
+
+    /// Write the next session refresh of `(group, target)` into `buf`
+    /// (counter one above the last), tagged with the session key. Returns
+    /// the datagram's length.
+    pub fn seal_next(
+        &mut self,
+        group: GroupAddr,
+        target: TargetAddr,
+        nonce: u64,
+        lifetime_s: u32,
+        buf: &mut [u8],
+    ) -> Result<usize, EmitError> {
+        self.counter += 1;
+        let r = SessionRefresh {
+            group,
+            target,
+            session: self.id,
+            counter: self.counter,
+            nonce,
+            lifetime_s,
+        };
+        seal_session_refresh(&self.key, &r, buf)
     }
 }
 

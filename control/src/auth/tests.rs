@@ -11,8 +11,8 @@ use super::*;
 use crate::groups::GroupRegistry;
 use crate::wire::tests::strategies;
 use crate::wire::{
-    GroupRegister, Heartbeat, JoinAck, KeyId, Message, MessageType, RapQuery, TargetRequest,
-    MAX_DATAGRAM, SIGNATURE_LEN,
+    GroupRegister, Heartbeat, JoinAck, KeyId, KeyShare, Message, MessageType, RapQuery,
+    TargetRequest, MAX_DATAGRAM, SIGNATURE_LEN,
 };
 
 const SECRET_A: [u8; 32] = [0xa5; 32];
@@ -101,6 +101,7 @@ fn join(group: GroupAddr, ts: UnixTime, nonce: u64) -> Message {
         lifetime_s: 60,
         timestamp: ts,
         nonce,
+        share: Some(KeyShare([0x77; 32])),
     })
 }
 
@@ -383,11 +384,43 @@ fn leave_cannot_be_replayed_as_join() {
     };
     let leave = Message::Leave(TargetRequest {
         lifetime_s: 0,
+        share: None,
         ..req
     });
     let mut b = signed(&owner(1), &leave);
     b[1] = MessageType::Join as u8;
-    assert_eq!(g.open(NOW, src(), &b, &groups), Err(Reject::BadSignature));
+    // A leave's body has no key share: as a join it is short.
+    assert_eq!(g.open(NOW, src(), &b, &groups), Err(Reject::Truncated));
+    // And a join relabelled as a leave has a lifetime (and a share).
+    let mut j = signed(&owner(1), &Message::Join(req));
+    j[1] = MessageType::Leave as u8;
+    assert_eq!(g.open(NOW, src(), &j, &groups), Err(Reject::Malformed));
+}
+
+#[test]
+fn the_key_share_is_covered_by_the_signature() {
+    let mut g = gate();
+    let groups = registry(2);
+    let good = signed(&owner(1), &join(group_a(), NOW, 6));
+    // The share is the body's last 32 bytes before the signature.
+    let end = good.len() - SIGNATURE_LEN;
+    for i in end - 32..end {
+        let mut b = good.clone();
+        b[i] ^= 0x40;
+        assert_eq!(
+            g.open(NOW, src(), &b, &groups),
+            Err(Reject::BadSignature),
+            "byte {i}"
+        );
+    }
+    // The same datagram as version 1 (the old layout): refused by name.
+    let mut v1 = good.clone();
+    v1[0] = 1;
+    assert_eq!(
+        g.open(NOW, src(), &v1, &groups),
+        Err(Reject::UnknownVersion)
+    );
+    assert!(g.open(NOW, src(), &good, &groups).is_ok());
 }
 
 #[test]
@@ -580,6 +613,49 @@ fn sealing_refuses_other_classes() {
         .unwrap();
     let (f, _) = crate::wire::decode_unauthenticated(&buf[..n]).unwrap();
     assert_eq!(f.proxy.map(|h| h.seq), Some(0));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// For any request, target key, JAP secret and session, the JAP's
+    /// session key (kept with the target) is the one the target derives
+    /// from the ack; a JAP share changed in any byte gives another key (or
+    /// none, if it lands on a point of small order).
+    #[test]
+    fn both_ends_of_the_exchange_derive_the_same_key(
+        req in strategies::target_request(false),
+        t in any::<[u8; 32]>(),
+        jap_key in any::<[u8; 32]>(),
+        id in 1..=u64::MAX,
+        expires: u64,
+        flip in 0usize..32,
+    ) {
+        let secret = SessionSecret::new(&jap_key);
+        let target = EphemeralSecret::from_bytes(t);
+        let req = TargetRequest { share: Some(target.share()), ..req };
+        let (grant, key) = match secret.grant(&req, id, UnixTime(expires)) {
+            Some(Ok(x)) => x,
+            other => return Err(TestCaseError::fail(format!("{other:?}"))),
+        };
+        let ack = JoinAck {
+            group: req.group,
+            target: req.target,
+            nonce: req.nonce,
+            jap: ProxyId(1),
+            lifetime_s: 60,
+            session: Some(grant),
+        };
+        let got = TargetSession::accept(EphemeralSecret::from_bytes(t), &ack);
+        prop_assert_eq!(got.and_then(Result::ok).map(|s| s.key), Some(key));
+        let mut bad = grant;
+        bad.share.0[flip] ^= 1;
+        let other = TargetSession::accept(
+            EphemeralSecret::from_bytes(t),
+            &JoinAck { session: Some(bad), ..ack },
+        );
+        prop_assert_ne!(other.and_then(Result::ok).map(|s| s.key), Some(key));
+    }
 }
 
 proptest! {

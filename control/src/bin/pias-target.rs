@@ -25,8 +25,11 @@
 //! Requests go to the group's anycast address on the control port, so
 //! native anycast delivers them to the nearest proxy, which becomes the
 //! JAP. Joins are signed with the key; refreshes go under the session the
-//! JAP's ack grants (an HMAC, PROTOCOL.md §5.6) and are signed again when
-//! the session nears its end or the JAP no longer knows it (stdout says
+//! JAP's ack grants (an HMAC under a key both ends derive from an X25519
+//! exchange: the agent's share in the signed join, the JAP's in the ack;
+//! PROTOCOL.md §5.6) and are signed again when the session nears its end,
+//! when two session refreshes in a row go unanswered, or when the JAP no
+//! longer knows it (stdout says
 //! `session ended … (session-unknown): signing again`, then `refreshed …`). On SIGTERM or SIGINT
 //! the agent sends signed leaves, waits for their
 //! acks (at most 3 tries, 500 ms apart) and exits 0. One line per event on

@@ -89,8 +89,15 @@ fn lost_answers_are_repaired_then_given_up() {
     // Each query to the next RAP by distance after the one before (the
     // miss went to 6): a dead RAP costs one retry, not all of them.
     assert_eq!(sent.len(), usize::from(cfg.query_attempts));
-    assert!(sent.iter().all(|r| [4, 6, 8].map(ProxyId).contains(r)), "{sent:?}");
-    assert_ne!(sent[0], ProxyId(6), "the first query goes to another RAP than the miss");
+    assert!(
+        sent.iter().all(|r| [4, 6, 8].map(ProxyId).contains(r)),
+        "{sent:?}"
+    );
+    assert_ne!(
+        sent[0],
+        ProxyId(6),
+        "the first query goes to another RAP than the miss"
+    );
     for w in sent.windows(2) {
         assert_ne!(w[0], w[1], "consecutive queries to one RAP: {sent:?}");
     }

@@ -42,8 +42,16 @@ fn req(t: TargetAddr, lifetime_s: u32, nonce: u64) -> TargetRequest {
         lifetime_s,
         timestamp: UnixTime(0),
         nonce,
+        // The base point (u = 9): a valid share.
+        share: Some(crate::wire::KeyShare(BASE_POINT)),
     }
 }
+
+const BASE_POINT: [u8; 32] = {
+    let mut u = [0u8; 32];
+    u[0] = 9;
+    u
+};
 
 fn drain(j: &mut Jap) -> Vec<Outgoing> {
     core::iter::from_fn(|| j.poll_transmit()).collect()

@@ -8,8 +8,10 @@ use pias_dataplane::types::{ClusterId, GroupProto};
 use proptest::prelude::*;
 
 use super::*;
-use crate::auth::sign_target_request;
-use crate::wire::{decode_unauthenticated, TargetRequest, DEFAULT_CONTROL_PORT, MAX_DATAGRAM};
+use crate::auth::{sign_target_request, EphemeralSecret, TargetSession};
+use crate::wire::{
+    decode_unauthenticated, JoinAck, TargetRequest, DEFAULT_CONTROL_PORT, MAX_DATAGRAM,
+};
 
 const WALL: UnixTime = UnixTime(1_700_000_000);
 
@@ -49,14 +51,41 @@ fn register(cp: &mut ProxyControl, port: u16, o: GroupOptions) {
     );
 }
 
-fn join_bytes(port: u16, target: TargetAddr, nonce: u64) -> Vec<u8> {
-    let req = TargetRequest {
-        group: g(port),
+/// The target's ephemeral X25519 key of the request with `nonce`
+/// (deterministic: a test derives the session key again from it).
+fn eph(nonce: u64) -> EphemeralSecret {
+    let mut b = [0x11u8; 32];
+    b[..8].copy_from_slice(&nonce.to_be_bytes());
+    EphemeralSecret::from_bytes(b)
+}
+
+/// The session key the target derives from the ack of its request with
+/// `nonce`.
+fn session_key(nonce: u64, ack: &JoinAck) -> [u8; 16] {
+    match TargetSession::accept(eph(nonce), ack) {
+        Some(Ok(s)) => s.key,
+        other => panic!("no session: {other:?}"),
+    }
+}
+
+/// A request of `target` for group 53 asking for 60 s, with the share of
+/// [`eph`]`(nonce)`.
+fn request(target: TargetAddr, nonce: u64) -> TargetRequest {
+    TargetRequest {
+        group: g(53),
         target,
         options: GroupOptions::default(),
         lifetime_s: 60,
         timestamp: WALL,
         nonce,
+        share: Some(eph(nonce).share()),
+    }
+}
+
+fn join_bytes(port: u16, target: TargetAddr, nonce: u64) -> Vec<u8> {
+    let req = TargetRequest {
+        group: g(port),
+        ..request(target, nonce)
     };
     let mut buf = [0u8; MAX_DATAGRAM];
     let n = sign_target_request(&owner(), &Message::Join(req), &mut buf).expect("sign");
@@ -285,6 +314,7 @@ proptest! {
                 lifetime_s: 30,
                 timestamp: WALL,
                 nonce: k as u64,
+                share: Some(eph(k as u64).share()),
             };
             let mut buf = [0u8; MAX_DATAGRAM];
             let n = sign_target_request(&owner(), &Message::Join(req), &mut buf).expect("sign");
@@ -326,10 +356,14 @@ fn held_counter(cp: &ProxyControl, target: &TargetAddr) -> Option<(u64, u64)> {
     cp.jap().session(&g(53), target).map(|s| (s.id, s.counter))
 }
 
-#[test]
-fn sessions_forged_replayed_expired_and_revoked_refreshes_are_refused() {
-    use crate::auth::Reject;
-    use crate::wire::NackReason;
+fn held_key(cp: &ProxyControl, target: &TargetAddr) -> Option<[u8; 16]> {
+    use crate::auth::Sessions;
+    cp.jap().session(&g(53), target).map(|s| s.key)
+}
+
+/// A proxy with group 53 registered, a target of it, the target's source
+/// address and a time to send at.
+fn session_setup() -> (ProxyControl, TargetAddr, SocketAddrV4, Instant) {
     let mut cp = proxy();
     register(&mut cp, 53, GroupOptions::default());
     let target = TargetAddr {
@@ -337,7 +371,14 @@ fn sessions_forged_replayed_expired_and_revoked_refreshes_are_refused() {
         port: 53,
     };
     let src = SocketAddrV4::new(target.ip, 40_000);
-    let t = Instant::ZERO + Duration::from_secs(1);
+    (cp, target, src, Instant::ZERO + Duration::from_secs(1))
+}
+
+#[test]
+fn sessions_forged_replayed_expired_and_revoked_refreshes_are_refused() {
+    use crate::auth::Reject;
+    use crate::wire::NackReason;
+    let (mut cp, target, src, t) = session_setup();
     cp.handle_datagram(t, WALL, src, &join_bytes(53, target, 1));
     let tx = transmits(&mut cp);
     let Message::JoinAck(ack) = tx[0].1 else {
@@ -346,10 +387,21 @@ fn sessions_forged_replayed_expired_and_revoked_refreshes_are_refused() {
     let grant = ack.session.expect("a signed join's ack grants a session");
     assert_eq!(grant.expires, UnixTime(WALL.0 + 3600));
     assert_eq!(held_counter(&cp, &target), Some((grant.id, 0)));
+    // The target derives the JAP's key; the key is nowhere in the ack.
+    let key = session_key(1, &ack);
+    assert_eq!(held_key(&cp, &target), Some(key));
+    let mut ack_bytes = [0u8; MAX_DATAGRAM];
+    let n = Message::JoinAck(ack)
+        .emit(None, &mut ack_bytes)
+        .expect("emit");
+    assert!(
+        !ack_bytes[..n].windows(16).any(|w| w == key),
+        "key in clear"
+    );
 
     // A valid session refresh: acked (same JAP, no new session), counter
     // recorded.
-    let ok1 = session_bytes(&grant.key, target, grant.id, 1, 77);
+    let ok1 = session_bytes(&key, target, grant.id, 1, 77);
     cp.handle_datagram(t, WALL, src, &ok1);
     let tx = transmits(&mut cp);
     assert!(
@@ -369,7 +421,7 @@ fn sessions_forged_replayed_expired_and_revoked_refreshes_are_refused() {
     let forged = session_bytes(&[0x42; 16], target, grant.id, 2, 78);
     cp.handle_datagram(t, WALL, src, &forged);
     assert_eq!(count(&cp, Reject::BadSessionMac), 1);
-    let good2 = session_bytes(&grant.key, target, grant.id, 2, 79);
+    let good2 = session_bytes(&key, target, grant.id, 2, 79);
     for bit in 0..good2.len() * 8 {
         let mut b = good2.clone();
         b[bit / 8] ^= 1 << (bit % 8);
@@ -392,12 +444,7 @@ fn sessions_forged_replayed_expired_and_revoked_refreshes_are_refused() {
         ip: Ipv4Addr::new(203, 0, 113, 6),
         port: 53,
     };
-    cp.handle_datagram(
-        t,
-        WALL,
-        src,
-        &session_bytes(&grant.key, other, grant.id, 2, 80),
-    );
+    cp.handle_datagram(t, WALL, src, &session_bytes(&key, other, grant.id, 2, 80));
     let tx = transmits(&mut cp);
     assert!(
         matches!(tx[..], [(_, Message::JoinNack(n))] if n.reason == NackReason::SessionUnknown),
@@ -409,12 +456,7 @@ fn sessions_forged_replayed_expired_and_revoked_refreshes_are_refused() {
 
     // Expired: nacked (the target signs again), nothing moves.
     let late = UnixTime(grant.expires.0 + 1);
-    cp.handle_datagram(
-        t,
-        late,
-        src,
-        &session_bytes(&grant.key, target, grant.id, 3, 81),
-    );
+    cp.handle_datagram(t, late, src, &session_bytes(&key, target, grant.id, 3, 81));
     let tx = transmits(&mut cp);
     assert!(
         matches!(tx[..], [(_, Message::JoinNack(n))] if n.reason == NackReason::SessionExpired && n.nonce == 81),
@@ -425,14 +467,7 @@ fn sessions_forged_replayed_expired_and_revoked_refreshes_are_refused() {
 
     // A new signed request replaces the session: the old one is refused.
     let mut buf = [0u8; MAX_DATAGRAM];
-    let req = TargetRequest {
-        group: g(53),
-        target,
-        options: GroupOptions::default(),
-        lifetime_s: 60,
-        timestamp: WALL,
-        nonce: 2,
-    };
+    let req = request(target, 2);
     let n = sign_target_request(&owner(), &Message::Refresh(req), &mut buf).expect("sign");
     cp.handle_datagram(t, WALL, src, &buf[..n]);
     let tx = transmits(&mut cp);
@@ -441,14 +476,10 @@ fn sessions_forged_replayed_expired_and_revoked_refreshes_are_refused() {
     };
     let grant2 = ack2.session.expect("new session");
     assert_ne!(grant2.id, grant.id);
-    assert_ne!(grant2.key, grant.key);
+    let key2 = session_key(2, &ack2);
+    assert_ne!(key2, key);
     let unknown = cp.gate().counters().get(Reject::UnknownSession);
-    cp.handle_datagram(
-        t,
-        WALL,
-        src,
-        &session_bytes(&grant.key, target, grant.id, 9, 82),
-    );
+    cp.handle_datagram(t, WALL, src, &session_bytes(&key, target, grant.id, 9, 82));
     assert_eq!(
         cp.gate().counters().get(Reject::UnknownSession),
         unknown + 1
@@ -459,6 +490,7 @@ fn sessions_forged_replayed_expired_and_revoked_refreshes_are_refused() {
     let leave = TargetRequest {
         lifetime_s: 0,
         nonce: 3,
+        share: None,
         ..req
     };
     let n = sign_target_request(&owner(), &Message::Leave(leave), &mut buf).expect("sign");
@@ -469,7 +501,7 @@ fn sessions_forged_replayed_expired_and_revoked_refreshes_are_refused() {
         t,
         WALL,
         src,
-        &session_bytes(&grant2.key, target, grant2.id, 1, 83),
+        &session_bytes(&key2, target, grant2.id, 1, 83),
     );
     let tx = transmits(&mut cp);
     assert!(
@@ -489,20 +521,96 @@ fn session_keys_differ_per_jap_boot_and_binding() {
         ip: Ipv4Addr::new(203, 0, 113, 5),
         port: 53,
     };
-    let t2 = TargetAddr { port: 54, ..t };
-    let k = a.key(&g(53), &t, 1, UnixTime(5));
+    let req = request(t, 1);
+    let grant =
+        |s: &SessionSecret, r: &TargetRequest, id: u64, e: u64| match s.grant(r, id, UnixTime(e)) {
+            Some(Ok(x)) => x,
+            other => panic!("{other:?}"),
+        };
+    let (g0, k) = grant(&a, &req, 1, 5);
+    // The target derives the same key from the grant's share.
+    let ack = JoinAck {
+        group: req.group,
+        target: t,
+        nonce: 1,
+        jap: ProxyId(1),
+        lifetime_s: 60,
+        session: Some(g0),
+    };
+    assert_eq!(session_key(1, &ack), k);
     for other in [
-        SessionSecret::derive(&keys, ProxyId(2), 1).key(&g(53), &t, 1, UnixTime(5)),
-        SessionSecret::derive(&keys, ProxyId(1), 2).key(&g(53), &t, 1, UnixTime(5)),
-        a.key(&g(54), &t, 1, UnixTime(5)),
-        a.key(&g(53), &t2, 1, UnixTime(5)),
-        a.key(&g(53), &t, 2, UnixTime(5)),
-        a.key(&g(53), &t, 1, UnixTime(6)),
+        grant(&SessionSecret::derive(&keys, ProxyId(2), 1), &req, 1, 5),
+        grant(&SessionSecret::derive(&keys, ProxyId(1), 2), &req, 1, 5),
+        grant(
+            &a,
+            &TargetRequest {
+                group: g(54),
+                ..req
+            },
+            1,
+            5,
+        ),
+        grant(
+            &a,
+            &TargetRequest {
+                target: TargetAddr { port: 54, ..t },
+                ..req
+            },
+            1,
+            5,
+        ),
+        grant(&a, &TargetRequest { nonce: 2, ..req }, 1, 5),
+        grant(
+            &a,
+            &TargetRequest {
+                share: Some(eph(2).share()),
+                ..req
+            },
+            1,
+            5,
+        ),
+        grant(&a, &req, 2, 5),
+        grant(&a, &req, 1, 6),
     ] {
-        assert_ne!(k, other);
+        assert_ne!(k, other.1);
+        assert_ne!(g0.share, other.0.share, "a fresh JAP share per session");
     }
     assert_eq!(
-        k,
-        SessionSecret::derive(&keys, ProxyId(1), 1).key(&g(53), &t, 1, UnixTime(5))
+        (g0, k),
+        grant(&SessionSecret::derive(&keys, ProxyId(1), 1), &req, 1, 5)
     );
+    // A leave has no share: no session.
+    assert!(a
+        .grant(&TargetRequest { share: None, ..req }, 3, UnixTime(5))
+        .is_none());
+}
+
+#[test]
+fn a_small_order_share_gets_the_join_but_no_session() {
+    let (mut cp, target, src, t) = session_setup();
+    for (i, u) in [[0u8; 32], {
+        let mut one = [0u8; 32];
+        one[0] = 1;
+        one
+    }]
+    .into_iter()
+    .enumerate()
+    {
+        let req = TargetRequest {
+            share: Some(crate::wire::KeyShare(u)),
+            ..request(target, 10 + i as u64)
+        };
+        let mut buf = [0u8; MAX_DATAGRAM];
+        let n = sign_target_request(&owner(), &Message::Join(req), &mut buf).expect("sign");
+        cp.handle_datagram(t, WALL, src, &buf[..n]);
+        let tx = transmits(&mut cp);
+        assert!(
+            matches!(tx[..], [(_, Message::JoinAck(a))] if a.session.is_none() && a.lifetime_s == 60),
+            "{tx:?}"
+        );
+        assert_eq!(cp.jap().counters().session_small_order, i as u64 + 1);
+    }
+    assert_eq!(cp.jap().target_count(), 1, "the signed join itself stands");
+    assert_eq!(held_counter(&cp, &target), None);
+    assert_eq!(cp.jap().counters().sessions_granted, 0);
 }

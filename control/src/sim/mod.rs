@@ -49,13 +49,12 @@ use pias_dataplane::types::{
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::auth::{seal_session_refresh, sign_target_request, KeyRing};
+use crate::auth::{sign_target_request, EphemeralSecret, KeyRing, TargetSession};
 use crate::membership;
 use crate::proxy::{ProxyConfig, ProxyControl, Update};
 use crate::time::{Instant, UnixTime};
 use crate::wire::{
-    GroupRegister, KeyId, Message, NackReason, SessionGrant, SessionRefresh, TargetRequest,
-    DEFAULT_CONTROL_PORT, MAX_DATAGRAM,
+    GroupRegister, KeyId, Message, NackReason, TargetRequest, DEFAULT_CONTROL_PORT, MAX_DATAGRAM,
 };
 
 pub use topology::Topology;
@@ -240,9 +239,11 @@ struct Target {
     nonce: u64,
     /// Bumped at every (re)start: stale refresh timers are ignored.
     life: u64,
-    /// The session of the last signed request's ack, and the last counter
-    /// used (PROTOCOL.md §5.6).
-    session: Option<(SessionGrant, u64)>,
+    /// The session of the last signed request's ack (PROTOCOL.md §5.6).
+    session: Option<TargetSession>,
+    /// The nonce of the last signed join or refresh and the ephemeral key
+    /// whose share it carried (until its ack derives the session key).
+    pending: Option<(u64, EphemeralSecret)>,
 }
 
 /// What a dataplane stage tells its control core.
@@ -453,6 +454,7 @@ impl Sim {
                     nonce: 0,
                     life: 0,
                     session: None,
+                    pending: None,
                 });
             }
         }
@@ -903,13 +905,19 @@ impl Sim {
             Kind::ToTarget { bytes } => match crate::wire::decode_unauthenticated(&bytes) {
                 Ok((_, Message::JoinAck(a))) => {
                     self.stats.acks += 1;
-                    if let Some(g) = a.session {
-                        if let Some(x) = self
-                            .target_by_ip
-                            .get(&a.target.ip)
-                            .and_then(|&t| self.targets.get_mut(t))
-                        {
-                            x.session = Some((g, 0));
+                    if let Some(x) = self
+                        .target_by_ip
+                        .get(&a.target.ip)
+                        .and_then(|&t| self.targets.get_mut(t))
+                    {
+                        // Derive the key with the ephemeral key of the
+                        // request this ack answers, as the agent does.
+                        if x.pending.as_ref().is_some_and(|(n, _)| *n == a.nonce) {
+                            if let Some((_, k)) = x.pending.take() {
+                                if let Some(r) = TargetSession::accept(k, &a) {
+                                    x.session = r.ok();
+                                }
+                            }
                         }
                     }
                 }
@@ -1186,21 +1194,13 @@ impl Sim {
         // Refreshes go under the session while it has more than two refresh
         // intervals left (the agent's rule).
         let margin = 2 * u64::from(self.cfg.target_lifetime_s / 3).max(1);
-        if let Some((grant, counter)) = x
+        if let Some(sess) = x
             .session
             .as_mut()
-            .filter(|(s, _)| kind == 1 && wall.0.saturating_add(margin) < s.expires.0)
+            .filter(|s| kind == 1 && s.usable(wall, margin))
         {
-            *counter += 1;
-            let r = SessionRefresh {
-                group: *g,
-                target: x.addr,
-                session: grant.id,
-                counter: *counter,
-                nonce,
-                lifetime_s: self.cfg.target_lifetime_s,
-            };
-            let Ok(n) = seal_session_refresh(&grant.key, &r, &mut buf) else {
+            let life = self.cfg.target_lifetime_s;
+            let Ok(n) = sess.seal_next(*g, x.addr, nonce, life, &mut buf) else {
                 return;
             };
             let c = x.cluster;
@@ -1219,6 +1219,20 @@ impl Sim {
             },
             timestamp: wall,
             nonce,
+            share: None,
+        };
+        // Joins and refreshes carry an ephemeral share (simulated targets
+        // draw it from their nonce: deterministic per seed).
+        let req = if kind == 2 {
+            req
+        } else {
+            let k = EphemeralSecret::random(&mut ChaCha8Rng::seed_from_u64(nonce));
+            let req = TargetRequest {
+                share: Some(k.share()),
+                ..req
+            };
+            x.pending = Some((nonce, k));
+            req
         };
         let msg = match kind {
             0 => Message::Join(req),

@@ -16,7 +16,7 @@
 use pias_dataplane::types::ProxyId;
 
 use super::cursor::{Reader, Writer};
-use super::{EmitError, MessageType, WireError, VERSION};
+use super::{EmitError, MessageType, WireError, TARGET_VERSION, VERSION};
 
 /// Byte offsets of the prefix and proxy header fields.
 mod field {
@@ -88,17 +88,22 @@ impl ProxyHeader {
 /// Read version, type and declared length.
 pub(crate) fn parse_prefix(r: &mut Reader<'_>) -> Result<(MessageType, u16), WireError> {
     let version = r.u8()?;
-    if version != VERSION {
+    if version != VERSION && version != TARGET_VERSION {
         return Err(WireError::UnsupportedVersion(version));
     }
     let ty = r.u8()?;
     let ty = MessageType::from_u8(ty).ok_or(WireError::UnknownType(ty))?;
+    // Each type has one version (PROTOCOL.md §2): a version-1 join, say,
+    // has the old layout and is refused, not misread.
+    if version != ty.version() {
+        return Err(WireError::UnsupportedVersion(version));
+    }
     let len = r.u16()?;
     Ok((ty, len))
 }
 
 pub(crate) fn emit_prefix(w: &mut Writer<'_>, ty: MessageType, len: u16) -> Result<(), EmitError> {
-    w.u8(VERSION)?;
+    w.u8(ty.version())?;
     w.u8(ty as u8)?;
     w.u16(len)
 }

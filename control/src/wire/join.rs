@@ -17,8 +17,11 @@ use crate::time::UnixTime;
 /// group owner's Ed25519 key over the whole datagram, so none of the fields
 /// can be changed and a request for group A cannot be presented for group B.
 ///
-/// Body (35 bytes): group (7), target (6), options (2), lifetime in seconds
-/// (4; 0 for a leave), timestamp in Unix seconds (8), nonce (8).
+/// Body: group (7), target (6), options (2), lifetime in seconds (4; 0 for
+/// a leave), timestamp in Unix seconds (8), nonce (8) — 35 bytes — and, in
+/// a join or refresh only, the target's ephemeral X25519 key share (32;
+/// 67 bytes in all), inside the signature so nobody can swap it
+/// (PROTOCOL.md §5.6). A leave asks for no session and carries none.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct TargetRequest {
     /// The group `AA:g`.
@@ -36,11 +39,30 @@ pub struct TargetRequest {
     /// Random per request: proxies remember it while the timestamp is
     /// fresh and refuse it a second time.
     pub nonce: u64,
+    /// The target's ephemeral X25519 key share for the session the ack
+    /// grants: present in a join or refresh, absent in a leave.
+    pub share: Option<KeyShare>,
 }
 
 impl TargetRequest {
-    /// Body length.
+    /// Body length without the key share (a leave's).
     pub const LEN: usize = GROUP_ADDR_LEN + TARGET_ADDR_LEN + GROUP_OPTIONS_LEN + 4 + 8 + 8;
+    /// Body length with the key share (a join's or refresh's).
+    pub const LEN_WITH_SHARE: usize = Self::LEN + KEY_SHARE_LEN;
+
+    /// Whether requests of type `ty` carry a key share (joins and
+    /// refreshes do, leaves do not).
+    pub const fn has_share(ty: MessageType) -> bool {
+        !matches!(ty, MessageType::Leave)
+    }
+
+    /// Body length of this request.
+    pub const fn body_len(&self) -> usize {
+        match self.share {
+            Some(_) => Self::LEN_WITH_SHARE,
+            None => Self::LEN,
+        }
+    }
 
     pub(crate) fn parse(r: &mut Reader<'_>, ty: MessageType) -> Result<Self, WireError> {
         let group = parse_group_addr(r)?;
@@ -52,6 +74,11 @@ impl TargetRequest {
         }
         let timestamp = UnixTime(r.u64()?);
         let nonce = r.u64()?;
+        let share = if Self::has_share(ty) {
+            Some(KeyShare(r.array::<KEY_SHARE_LEN>()?))
+        } else {
+            None
+        };
         Ok(TargetRequest {
             group,
             target,
@@ -59,6 +86,7 @@ impl TargetRequest {
             lifetime_s,
             timestamp,
             nonce,
+            share,
         })
     }
 
@@ -66,20 +94,40 @@ impl TargetRequest {
         if ty == MessageType::Leave && self.lifetime_s != 0 {
             return Err(EmitError::BadField("lifetime of a leave"));
         }
+        if Self::has_share(ty) != self.share.is_some() {
+            return Err(EmitError::BadField("key share (joins and refreshes only)"));
+        }
         emit_group_addr(w, &self.group)?;
         emit_target_addr(w, &self.target)?;
         emit_options(w, &self.options)?;
         w.u32(self.lifetime_s)?;
         w.u64(self.timestamp.0)?;
-        w.u64(self.nonce)
+        w.u64(self.nonce)?;
+        match &self.share {
+            Some(k) => w.bytes(&k.0),
+            None => Ok(()),
+        }
     }
 }
 
-/// A session credential (PROTOCOL.md §5.6): what a JAP grants with the
-/// ack of a signed join or refresh, so that the target's following
-/// refreshes are authenticated by a MAC under `key` ([`SessionRefresh`])
-/// instead of a signature. `id` names the session at this JAP; it is
-/// valid until `expires` (Unix seconds), or until the JAP drops the target.
+/// Length of an X25519 public key (RFC 7748 §5: a u-coordinate, 32 bytes
+/// little-endian).
+pub const KEY_SHARE_LEN: usize = 32;
+
+/// An ephemeral X25519 public key of the session key exchange
+/// (PROTOCOL.md §5.6): the target's in its signed join or refresh, the
+/// JAP's in the ack. Any 32 bytes decode; a share of small order is caught
+/// when the shared secret comes out all zero ([`crate::auth::exchange`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct KeyShare(pub [u8; KEY_SHARE_LEN]);
+
+/// A session (PROTOCOL.md §5.6) as a JAP grants it in the ack of a signed
+/// join or refresh, so that the target's following refreshes are
+/// authenticated by a MAC ([`SessionRefresh`]) instead of a signature.
+/// `id` names the session at this JAP; it is valid until `expires` (Unix
+/// seconds), or until the JAP drops the target. The key of the MACs is not
+/// in it: both ends derive it from an X25519 exchange of the request's
+/// share and `share`, the JAP's ([`crate::auth::exchange`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct SessionGrant {
     /// The session's id at the JAP, never 0.
@@ -87,8 +135,8 @@ pub struct SessionGrant {
     /// When the session ends (Unix seconds); after it only a signed
     /// request is accepted.
     pub expires: UnixTime,
-    /// The key of the session's MACs.
-    pub key: [u8; SESSION_KEY_LEN],
+    /// The JAP's ephemeral X25519 key share.
+    pub share: KeyShare,
 }
 
 /// Length of a session key.
@@ -101,11 +149,11 @@ pub const SESSION_KEY_LEN: usize = 16;
 /// guess. A forged ack can only make a target believe it joined, which its
 /// next refresh corrects.
 ///
-/// Body (61 bytes): group (7), target (6), nonce (8), JAP (4), granted
+/// Body (77 bytes): group (7), target (6), nonce (8), JAP (4), granted
 /// lifetime in seconds (4), session id (8), session expiry in Unix seconds
-/// (8), session key (16). A session id of 0 means no new session (acks of
-/// leaves and of session refreshes, or a JAP that grants none); its expiry
-/// and key are then 0.
+/// (8), the JAP's X25519 key share (32). A session id of 0 means no new
+/// session (acks of leaves and of session refreshes, or a JAP that grants
+/// none); its expiry and share are then 0.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct JoinAck {
     /// The request's group.
@@ -124,7 +172,7 @@ pub struct JoinAck {
 
 impl JoinAck {
     /// Body length.
-    pub const LEN: usize = GROUP_ADDR_LEN + TARGET_ADDR_LEN + 8 + 4 + 4 + 8 + 8 + SESSION_KEY_LEN;
+    pub const LEN: usize = GROUP_ADDR_LEN + TARGET_ADDR_LEN + 8 + 4 + 4 + 8 + 8 + KEY_SHARE_LEN;
 
     pub(crate) fn parse(r: &mut Reader<'_>) -> Result<Self, WireError> {
         let group = parse_group_addr(r)?;
@@ -134,14 +182,14 @@ impl JoinAck {
         let lifetime_s = r.u32()?;
         let id = r.u64()?;
         let expires = UnixTime(r.u64()?);
-        let key = r.array::<SESSION_KEY_LEN>()?;
+        let share = KeyShare(r.array::<KEY_SHARE_LEN>()?);
         let session = if id == 0 {
-            if expires.0 != 0 || key != [0; SESSION_KEY_LEN] {
+            if expires.0 != 0 || share.0 != [0; KEY_SHARE_LEN] {
                 return Err(WireError::BadField("session of id 0"));
             }
             None
         } else {
-            Some(SessionGrant { id, expires, key })
+            Some(SessionGrant { id, expires, share })
         };
         Ok(JoinAck {
             group,
@@ -164,12 +212,12 @@ impl JoinAck {
             Some(s) => {
                 w.u64(s.id)?;
                 w.u64(s.expires.0)?;
-                w.bytes(&s.key)
+                w.bytes(&s.share.0)
             }
             None => {
                 w.u64(0)?;
                 w.u64(0)?;
-                w.bytes(&[0; SESSION_KEY_LEN])
+                w.bytes(&[0; KEY_SHARE_LEN])
             }
         }
     }

@@ -35,7 +35,8 @@ pub use group::{GroupRegister, GROUP_ADDR_LEN, GROUP_OPTIONS_LEN, TARGET_ADDR_LE
 pub use header::{KeyId, ProxyHeader, PREFIX_LEN, PROXY_HEADER_LEN};
 pub use japlist::{Invalidate, JapList, RapQuery};
 pub use join::{
-    JoinAck, JoinNack, NackReason, SessionGrant, SessionRefresh, TargetRequest, SESSION_KEY_LEN,
+    JoinAck, JoinNack, KeyShare, NackReason, SessionGrant, SessionRefresh, TargetRequest,
+    KEY_SHARE_LEN, SESSION_KEY_LEN,
 };
 pub use membership::{Flood, FloodAck, Heartbeat, Hello, Lsa, LsaKey, ProxyState};
 pub use proximity::{RttAdvert, RttEntry, RttProbe, RttReply};
@@ -43,8 +44,16 @@ pub use report::{JapAnnounce, Report, ReportAck, ReportAckEntry, ReportEntry};
 
 use cursor::{Reader, Writer};
 
-/// Protocol version carried in every datagram's first byte.
+/// Protocol version carried in the first byte of proxy-to-proxy and
+/// operator messages.
 pub const VERSION: u8 = 1;
+
+/// Protocol version of the target messages (Join … JoinNack, 0x40–0x49):
+/// 2 since joins and refreshes carry the target's X25519 key share and
+/// acks the JAP's, instead of a session key in clear (PROTOCOL.md §2,
+/// §5.6). Proxy messages keep version 1, so proxies of both versions still
+/// form one overlay; a target must speak the version of its proxies.
+pub const TARGET_VERSION: u8 = 2;
 
 /// Default UDP port of the control protocol (configurable). Chosen not to
 /// collide with protocols a proxy host is likely to run: VXLAN 4789, Geneve
@@ -88,7 +97,8 @@ pub enum WireError {
     /// The datagram is longer than [`MAX_DATAGRAM`].
     #[error("datagram longer than {MAX_DATAGRAM} bytes")]
     Oversized,
-    /// The version byte is not [`VERSION`].
+    /// The version byte is not the message type's ([`VERSION`] or
+    /// [`TARGET_VERSION`], see [`MessageType::version`]).
     #[error("unsupported version {0}")]
     UnsupportedVersion(u8),
     /// The type byte names no message of this version.
@@ -211,6 +221,18 @@ macro_rules! message_types {
             pub const fn auth_class(self) -> AuthClass {
                 match self {
                     $( MessageType::$name => AuthClass::$class, )*
+                }
+            }
+
+            /// The version byte of messages of this type: the target
+            /// messages' classes ([`TARGET_VERSION`]) or everything else's
+            /// ([`VERSION`]).
+            pub const fn version(self) -> u8 {
+                match self.auth_class() {
+                    AuthClass::GroupSigned
+                    | AuthClass::SessionMac
+                    | AuthClass::Unauthenticated => TARGET_VERSION,
+                    AuthClass::ProxyMac | AuthClass::OperatorSigned => VERSION,
                 }
             }
         }
@@ -380,7 +402,7 @@ impl Message {
             Message::Invalidate(_) => Invalidate::LEN,
             Message::RapQuery(_) => RapQuery::LEN,
             Message::JapAnnounce(m) => m.body_len(),
-            Message::Join(_) | Message::Refresh(_) | Message::Leave(_) => TargetRequest::LEN,
+            Message::Join(m) | Message::Refresh(m) | Message::Leave(m) => m.body_len(),
             Message::SessionRefresh(_) => SessionRefresh::LEN,
             Message::JoinAck(_) => JoinAck::LEN,
             Message::JoinNack(_) => JoinNack::LEN,

@@ -81,17 +81,20 @@ pub(crate) mod strategies {
             any::<u32>(),
             any::<u64>(),
             any::<u64>(),
+            any::<[u8; KEY_SHARE_LEN]>(),
         )
-            .prop_map(
-                move |(group, target, options, life, ts, nonce)| TargetRequest {
+            .prop_map(move |(group, target, options, life, ts, nonce, share)| {
+                TargetRequest {
                     group,
                     target,
                     options,
                     lifetime_s: if leave { 0 } else { life },
                     timestamp: UnixTime(ts),
                     nonce,
-                },
-            )
+                    // Joins and refreshes carry a share, leaves none.
+                    share: (!leave).then_some(KeyShare(share)),
+                }
+            })
     }
 
     /// Proxy-to-proxy messages.
@@ -226,7 +229,7 @@ pub(crate) mod strategies {
                 any::<u64>(),
                 any::<u32>(),
                 any::<u32>(),
-                proptest::option::of((1..=u64::MAX, any::<u64>(), any::<[u8; 16]>()))
+                proptest::option::of((1..=u64::MAX, any::<u64>(), any::<[u8; KEY_SHARE_LEN]>()))
             )
                 .prop_map(|(group, target, nonce, j, lifetime_s, session)| {
                     Message::JoinAck(JoinAck {
@@ -235,10 +238,10 @@ pub(crate) mod strategies {
                         nonce,
                         jap: ProxyId(j),
                         lifetime_s,
-                        session: session.map(|(id, e, key)| SessionGrant {
+                        session: session.map(|(id, e, share)| SessionGrant {
                             id,
                             expires: UnixTime(e),
-                            key,
+                            share: KeyShare(share),
                         }),
                     })
                 }),
@@ -377,9 +380,10 @@ fn join_literal() {
         lifetime_s: 60,
         timestamp: UnixTime(1_700_000_000),
         nonce: 0x0102_0304_0506_0708,
+        share: Some(KeyShare([0xa5; KEY_SHARE_LEN])),
     });
     let mut want = vec![
-        0x01, 0x40, 0x00, 0x67, // version, Join, length 103
+        0x02, 0x40, 0x00, 0x87, // version 2 (target messages), Join, length 135
         198, 51, 100, 10, 0x00, 0x35, 17, // group 198.51.100.10:53/udp
         203, 0, 113, 5, 0x00, 0x35, // target
         0x00, 0x01, // proximity, affinity
@@ -387,9 +391,104 @@ fn join_literal() {
         0x00, 0x00, 0x00, 0x00, 0x65, 0x53, 0xf1, 0x00, // timestamp
         1, 2, 3, 4, 5, 6, 7, 8, // nonce
     ];
+    want.extend_from_slice(&[0xa5; KEY_SHARE_LEN]); // the target's X25519 share
     want.extend_from_slice(&[0u8; SIGNATURE_LEN]);
     assert_eq!(emit_vec(None, &m), want);
     assert_eq!(decode_unauthenticated(&want).unwrap().1, m);
+    // The same body under version 1 (the layout without a share) is
+    // refused, not misread.
+    let mut v1 = want.clone();
+    v1[0] = 1;
+    assert_eq!(Frame::parse(&v1), Err(WireError::UnsupportedVersion(1)));
+}
+
+#[test]
+fn join_ack_literal() {
+    let m = Message::JoinAck(JoinAck {
+        group: udp_group(),
+        target: TargetAddr {
+            ip: Ipv4Addr::new(203, 0, 113, 5),
+            port: 53,
+        },
+        nonce: 0x0102_0304_0506_0708,
+        jap: ProxyId(7),
+        lifetime_s: 60,
+        session: Some(SessionGrant {
+            id: 1,
+            expires: UnixTime(1_700_003_600),
+            share: KeyShare([0x5a; KEY_SHARE_LEN]),
+        }),
+    });
+    let mut want = vec![
+        0x02, 0x48, 0x00, 0x51, // version 2, JoinAck, length 81
+        198, 51, 100, 10, 0x00, 0x35, 17, // group
+        203, 0, 113, 5, 0x00, 0x35, // target
+        1, 2, 3, 4, 5, 6, 7, 8, // nonce
+        0, 0, 0, 7, // JAP
+        0x00, 0x00, 0x00, 0x3c, // lifetime 60
+        0, 0, 0, 0, 0, 0, 0, 1, // session id
+        0x00, 0x00, 0x00, 0x00, 0x65, 0x53, 0xff, 0x10, // expiry
+    ];
+    want.extend_from_slice(&[0x5a; KEY_SHARE_LEN]); // the JAP's X25519 share
+    assert_eq!(emit_vec(None, &m), want);
+    assert_eq!(decode_unauthenticated(&want).unwrap().1, m);
+    // No session: id, expiry and share all zero; a share without an id is
+    // malformed.
+    let Message::JoinAck(a) = m else {
+        unreachable!()
+    };
+    let none = emit_vec(None, &Message::JoinAck(JoinAck { session: None, ..a }));
+    assert!(none[4 + 29..].iter().all(|&b| b == 0));
+    let mut bad = none.clone();
+    let last = bad.len() - 1;
+    bad[last] = 1;
+    assert_eq!(
+        decode_unauthenticated(&bad).map(|x| x.1),
+        Err(WireError::BadField("session of id 0"))
+    );
+    // A join or refresh must carry a share and a leave must not.
+    let req = TargetRequest {
+        group: udp_group(),
+        target: a.target,
+        options: GroupOptions::default(),
+        lifetime_s: 0,
+        timestamp: UnixTime(1),
+        nonce: 1,
+        share: None,
+    };
+    let mut buf = [0u8; MAX_DATAGRAM];
+    for m in [Message::Join(req), Message::Refresh(req)] {
+        assert_eq!(
+            m.emit(None, &mut buf),
+            Err(EmitError::BadField("key share (joins and refreshes only)"))
+        );
+    }
+    let with = TargetRequest {
+        share: Some(KeyShare([1; KEY_SHARE_LEN])),
+        ..req
+    };
+    assert_eq!(
+        Message::Leave(with).emit(None, &mut buf),
+        Err(EmitError::BadField("key share (joins and refreshes only)"))
+    );
+    // A join cut before its share ends is refused (the frame is whole,
+    // the body short).
+    let join = emit_vec(
+        None,
+        &Message::Join(TargetRequest {
+            lifetime_s: 60,
+            ..with
+        }),
+    );
+    let body = &join[4..join.len() - SIGNATURE_LEN];
+    assert_eq!(
+        Message::parse_body(MessageType::Join, &body[..body.len() - 1]),
+        Err(WireError::Truncated)
+    );
+    assert_eq!(
+        Message::parse_body(MessageType::Leave, body),
+        Err(WireError::BadField("lifetime of a leave"))
+    );
 }
 
 #[test]
@@ -581,6 +680,7 @@ fn field_errors() {
         lifetime_s: 0,
         timestamp: UnixTime(1),
         nonce: 1,
+        share: None,
     };
     let mut b = emit_vec(None, &Message::Leave(leave));
     b[4 + 7 + 6 + 2 + 3] = 1;
