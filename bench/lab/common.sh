@@ -43,15 +43,21 @@ lab_bg() { "$@" & LAB_PIDS+=($!); }
 
 lab_teardown() {
   local p n
-  for p in "${LAB_PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null; done
-  sleep 0.2
-  for p in "${LAB_PIDS[@]:-}"; do [ -n "$p" ] && kill -9 "$p" 2>/dev/null; done
-  for n in "${LAB_NETNS[@]:-}"; do
-    [ -n "$n" ] || continue
-    # Kill anything still running inside (a daemon started by hand).
-    for p in $(ip netns pids "$n" 2>/dev/null); do kill -9 "$p" 2>/dev/null; done
-    ip netns del "$n" 2>/dev/null
-  done
+  # stderr off for the whole block: bash reports each background job
+  # that dies of a signal here ("Killed ... ip netns exec ..."), which is
+  # the teardown doing its job, not news.
+  {
+    for p in "${LAB_PIDS[@]:-}"; do [ -n "$p" ] && kill "$p"; done
+    sleep 0.2
+    for p in "${LAB_PIDS[@]:-}"; do [ -n "$p" ] && kill -9 "$p"; done
+    for n in "${LAB_NETNS[@]:-}"; do
+      [ -n "$n" ] || continue
+      # Kill anything still running inside (a daemon started by hand).
+      for p in $(ip netns pids "$n"); do kill -9 "$p"; done
+      ip netns del "$n"
+    done
+    sleep 0.1
+  } 2>/dev/null
   LAB_NETNS=(); LAB_PIDS=()
 }
 
