@@ -54,7 +54,12 @@
 //! The RAP remembers the IAPs it answered per group (the last
 //! `max_recent_iaps`). When a JAP stops serving a group (count 0), those
 //! IAPs get a fresh list at once instead of learning it from their next
-//! packet.
+//! packet. A JAP that *starts* serving a group pushes nothing: the IAP
+//! sends every packet of a group to the first live JAP of its list, so a
+//! pushed list that ranks the new JAP first (nearer, or above the anchor
+//! in rendezvous order) would move the connections in flight to a JAP
+//! without their NAT state and reset them. IAPs learn a new JAP when a
+//! listed one leaves, or when their list expires.
 
 use std::collections::{BTreeMap, VecDeque};
 
