@@ -25,9 +25,9 @@
 //!   (≈ 59 B per flow). [`NatTable::memory_bytes`] reports it.
 //! - The slab and both indexes are advised onto transparent huge pages
 //!   (`crate::huge_pages`): a random lookup in hundreds of MB then costs no
-//!   4 KiB TLB miss. A burst's lookups are prefetched
-//!   ([`NatTable::prefetch_forward`], [`NatTable::prefetch_entry`]) so that
-//!   their cache misses overlap.
+//!   4 KiB TLB miss. A burst's index slots and entries are loaded before
+//!   its packets are processed ([`NatTable::prefetch_forward`],
+//!   [`NatTable::touch_entry`]) so that their cache misses overlap.
 //!
 //! The table is single-writer (DESIGN.md §2): only its worker calls it, so it
 //! takes no lock. No method but [`NatTable::new`] allocates, and none panics

@@ -827,10 +827,11 @@ impl<H> Path<H> {
     /// for `pkts[i]`: exactly what [`process`](Self::process) on each in
     /// order would do (same actions, bytes, counters, events, NAT state),
     /// only faster. Before the packets are processed, the NAT index slots
-    /// and entries their flows will need are prefetched
-    /// ([`prefetch_burst`](Self::prefetch_burst)), so that the cache and
-    /// TLB misses of a burst overlap instead of being paid one after the
-    /// other, and the table snapshot is referenced once per burst.
+    /// their flows will need are prefetched and then loaded, each with the
+    /// entry it names ([`NatTable::touch_entry`]), in one loop, so that the
+    /// cache and TLB misses of a burst overlap instead of being paid one
+    /// after the other; and the table snapshot is referenced once per
+    /// burst.
     ///
     /// Returns how many packets were processed. It stops early, right
     /// after a packet that got [`Action::Hold`] or that released held
